@@ -1,0 +1,57 @@
+# Every target sets up .venv/ first when it is missing, so a fresh machine needs nothing else.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Debian packages: libusb for open3d; Xvfb + GL/xcb libraries for the Qt/OpenGL GUI and its tests.
+APT_PACKAGES := libusb-1.0-0 xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libdbus-1-3 \
+	libfontconfig1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
+	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 fonts-dejavu-core
+
+.PHONY: setup system-deps venv test run gui bench train soak clean
+
+setup: system-deps venv
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "system packages: all present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "Missing Debian packages; run as root:"; \
+		echo "  sudo apt-get install -y $$missing"; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+run: setup
+	$(VENV)/bin/grasp-equi run
+
+gui: setup
+	$(VENV)/bin/grasp-equi-gui
+
+bench: setup
+	$(VENV)/bin/grasp-equi bench --json docs/bench.json
+
+train: setup
+	$(VENV)/bin/grasp-equi generate --out data/default --workers 2
+	$(VENV)/bin/grasp-equi train --data data/default --out runs/default --publish grasp_equi/weights
+
+soak: setup
+	$(PY) scripts/soak.py
+
+clean:
+	rm -rf $(VENV) build install log .pytest_cache

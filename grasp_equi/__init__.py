@@ -1,0 +1,7 @@
+"""grasp_equi: SE(3)-invariant grasp stability scoring for ROS 2."""
+
+from grasp_equi.checkpoint import CheckpointError
+from grasp_equi.scorer import GraspScorer
+
+__version__ = "0.1.0"
+__all__ = ["CheckpointError", "GraspScorer", "__version__"]

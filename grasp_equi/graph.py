@@ -1,0 +1,167 @@
+"""Cloud + contacts -> graph tensors (pure functions, torch only).
+
+The pipeline per cloud: centre on the centroid and divide by the characteristic radius
+(both computed from the cloud itself, so the result is invariant to translation and
+scale), farthest-point sample ``num_nodes`` nodes with an invariant start, estimate normals
+at the nodes if none were given. Neighbour lists are built here as pure functions that drop
+self-edges with an explicit ``i != j`` mask (never ``dist > 0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from grasp_equi import keys
+from grasp_equi.geometry import estimate_normals, exact_cdist, farthest_point_sampling
+
+
+@dataclass
+class PreparedCloud:
+    """One cloud after sampling, in normalised coordinates."""
+
+    node_pos: torch.Tensor  # [M, 3] float32, (p - center) / scale
+    node_normal: torch.Tensor  # [M, 3] float32, unit outward normals
+    center: torch.Tensor  # [3] float64, centroid in the input frame
+    scale: torch.Tensor  # [] float64, max distance of a point from the centroid
+
+
+def prepare_cloud(
+    points: torch.Tensor,
+    normals: torch.Tensor | None,
+    num_nodes: int,
+    normal_k: int = 16,
+) -> PreparedCloud:
+    """Normalise, sample and (when ``normals`` is None) estimate normals for one cloud.
+
+    ``points`` ``[N, 3]`` and ``normals`` ``[N, 3]`` may be float64 (preferred: the
+    centring is done in float64 so clouds metres away from the origin lose no precision).
+    """
+    points = points.to(torch.float64)
+    center = points.mean(dim=0)  # [3]
+    rel = points - center  # [N, 3]
+    scale = rel.norm(dim=1).max()  # []
+    local = (rel / scale).to(torch.float32)  # [N, 3]
+    idx = farthest_point_sampling(local, num_nodes)  # [M]
+    node_pos = local[idx]  # [M, 3]
+    if normals is None:
+        node_normal = estimate_normals(node_pos, local, k=normal_k,
+                                       center=torch.zeros(3, device=local.device))  # [M, 3]
+    else:
+        node_normal = torch.nn.functional.normalize(normals[idx].to(torch.float32), dim=1)
+    return PreparedCloud(node_pos, node_normal, center, scale)
+
+
+def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud) -> torch.Tensor:
+    """Contacts ``[C, 3]`` in the input frame -> the cloud's normalised frame (float32)."""
+    return ((contacts.to(torch.float64) - cloud.center) / cloud.scale).to(torch.float32)
+
+
+def grasp_tensors(num_contacts: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``contact_grasp`` ``[C]`` and ``grasp_num_contacts`` ``[G]`` for grasps of given K."""
+    counts = torch.as_tensor(list(num_contacts), dtype=torch.long, device=device)  # [G]
+    contact_grasp = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)  # [C]
+    return contact_grasp, counts
+
+
+def radius_graph(pos: torch.Tensor, ptr: torch.Tensor, radius: float) -> torch.Tensor:
+    """Directed edges ``[2, E]`` (src, dst) between nodes of the same cloud within ``radius``.
+
+    Nodes of cloud b are ``pos[ptr[b]:ptr[b+1]]``. Self-edges are removed by index, not by
+    distance (see module docstring).
+    """
+    edges = []
+    for b in range(ptr.numel() - 1):
+        lo, hi = int(ptr[b]), int(ptr[b + 1])
+        p = pos[lo:hi]  # [m, 3]
+        dist = exact_cdist(p, p)  # [m, m]
+        not_self = ~torch.eye(hi - lo, dtype=torch.bool, device=pos.device)  # [m, m]
+        src, dst = torch.nonzero((dist < radius) & not_self, as_tuple=True)
+        edges.append(torch.stack([src + lo, dst + lo]))
+    return torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long, device=pos.device)
+
+
+def contact_object_graph(
+    contact_pos: torch.Tensor,
+    contact_cloud: torch.Tensor,
+    node_pos: torch.Tensor,
+    node_ptr: torch.Tensor,
+    radius: float,
+) -> torch.Tensor:
+    """Edges ``[2, E]`` from object nodes (src) to contacts (dst) of the same cloud within ``radius``."""
+    edges = []
+    for b in range(node_ptr.numel() - 1):
+        lo, hi = int(node_ptr[b]), int(node_ptr[b + 1])
+        contacts_b = torch.nonzero(contact_cloud == b, as_tuple=True)[0]  # [c_b]
+        if contacts_b.numel() == 0:
+            continue
+        dist = exact_cdist(contact_pos[contacts_b], node_pos[lo:hi])  # [c_b, m]
+        dst, src = torch.nonzero(dist < radius, as_tuple=True)
+        edges.append(torch.stack([src + lo, contacts_b[dst]]))
+    return torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long, device=node_pos.device)
+
+
+def contact_pair_graph(contact_grasp: torch.Tensor, num_contacts: torch.Tensor) -> torch.Tensor:
+    """All ordered pairs ``[2, E]`` of distinct contacts within each grasp (src, dst).
+
+    Grasps are contiguous in ``contact_grasp``; built per distinct K so mixed K cost one
+    vectorised step each.
+    """
+    device = contact_grasp.device
+    first = torch.cumsum(num_contacts, 0) - num_contacts  # [G] index of each grasp's first contact
+    edges = []
+    for k in torch.unique(num_contacts).tolist():
+        grasps = torch.nonzero(num_contacts == k, as_tuple=True)[0]  # [g_k]
+        a, b = torch.meshgrid(torch.arange(k, device=device), torch.arange(k, device=device), indexing="ij")
+        not_self = a != b  # [k, k], explicit i != j
+        a, b = a[not_self], b[not_self]  # [k(k-1)]
+        base = first[grasps][:, None]  # [g_k, 1]
+        edges.append(torch.stack([(base + a).reshape(-1), (base + b).reshape(-1)]))
+    return torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long, device=device)
+
+
+def collate(
+    clouds: Sequence[PreparedCloud],
+    contacts_per_cloud: Sequence[Sequence[torch.Tensor]],
+) -> dict[str, torch.Tensor]:
+    """Batch prepared clouds and their grasps into one graph dictionary.
+
+    ``contacts_per_cloud[b]`` is a list of ``[K_i, 3]`` tensors already in cloud b's
+    normalised frame. Grasps keep their order: cloud 0's first, then cloud 1's, ...
+    """
+    device = clouds[0].node_pos.device
+    sizes = torch.tensor([c.node_pos.shape[0] for c in clouds], device=device)  # [B]
+    node_ptr = torch.cat([torch.zeros(1, dtype=torch.long, device=device), torch.cumsum(sizes, 0)])
+    grasp_cloud = torch.cat([
+        torch.full((len(grasps),), b, dtype=torch.long, device=device)
+        for b, grasps in enumerate(contacts_per_cloud)
+    ])  # [G]
+    flat = [g for grasps in contacts_per_cloud for g in grasps]
+    contact_grasp, num_contacts = grasp_tensors([g.shape[0] for g in flat], device)
+    return {
+        keys.NODE_POS: torch.cat([c.node_pos for c in clouds]),  # [n_nodes, 3]
+        keys.NODE_NORMAL: torch.cat([c.node_normal for c in clouds]),  # [n_nodes, 3]
+        keys.NODE_CLOUD: torch.repeat_interleave(torch.arange(len(clouds), device=device), sizes),
+        keys.NODE_PTR: node_ptr,  # [B + 1]
+        keys.CLOUD_CENTER: torch.stack([c.center for c in clouds]),  # [B, 3]
+        keys.CLOUD_SCALE: torch.stack([c.scale for c in clouds]),  # [B]
+        keys.CONTACT_POS: torch.cat(flat) if flat else torch.zeros(0, 3, device=device),  # [C, 3]
+        keys.CONTACT_GRASP: contact_grasp,  # [C]
+        keys.GRASP_CLOUD: grasp_cloud,  # [G]
+        keys.GRASP_NUM_CONTACTS: num_contacts,  # [G]
+    }
+
+
+def as_grasp_list(contacts) -> list[np.ndarray]:
+    """Accept ``(G, K, 3)`` arrays or a sequence of ``(K_i, 3)`` arrays (mixed K)."""
+    if isinstance(contacts, np.ndarray) or torch.is_tensor(contacts):
+        arr = np.asarray(contacts.cpu() if torch.is_tensor(contacts) else contacts)
+        if arr.ndim == 3:
+            return list(arr)
+        if arr.ndim == 2 and arr.shape[0] == 0:
+            return []
+        raise ValueError(f"contacts must have shape (G, K, 3) or be a list of (K, 3) arrays; got shape {arr.shape}")
+    return [np.asarray(g) for g in contacts]

@@ -1,0 +1,44 @@
+"""Model hyper-parameters, stored as JSON beside the weights in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model and its preprocessing.
+
+    Lengths (``radius``, ``pair_range``) are in normalised units: each cloud is centred on its
+    centroid and divided by its characteristic radius (max distance of a point from the
+    centroid), so the same model serves 2 cm and 15 cm objects.
+    """
+
+    architecture: str = "equivariant"  # "equivariant" | "pointnet" (the baseline)
+    num_nodes: int = 256  # M, farthest-point samples per cloud
+    normal_k: int = 16  # neighbours for PCA normals
+    irreps_hidden: str = "32x0e + 8x1o + 4x2e"
+    lmax: int = 2
+    encoder_layers: int = 2
+    pair_layers: int = 2
+    radius: float = 0.5
+    pair_range: float = 3.0
+    num_radial: int = 8
+    radial_hidden: int = 32
+    avg_neighbors: float = 16.0
+    readout_hidden: int = 64
+    max_contact_distance: float = 0.5  # contacts farther from every cloud point (normalised) are rejected
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys {unknown}")
+        return cls(**data)

@@ -1,0 +1,36 @@
+"""The SE(3)-invariant grasp stability network: object encoder + grasp head."""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+
+from grasp_equi import keys
+from grasp_equi.model.config import ModelConfig
+from grasp_equi.model.encoder import ObjectEncoder
+from grasp_equi.model.head import GraspHead
+
+
+class GraspStabilityNet(torch.nn.Module):
+    """``encode`` runs once per cloud; ``score_grasps`` runs the cheap head for any number
+    of grasps (any mix of K >= 2) on already-encoded clouds. ``forward`` does both."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        irreps = o3.Irreps(config.irreps_hidden).sort().irreps.simplify()
+        self.encoder = ObjectEncoder(irreps, config.encoder_layers, config.lmax, config.radius,
+                                     config.num_radial, config.radial_hidden, config.avg_neighbors)
+        self.head = GraspHead(irreps, config.pair_layers, config.lmax, config.radius, config.pair_range,
+                              config.num_radial, config.radial_hidden, config.avg_neighbors,
+                              config.readout_hidden)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR])  # [M, hidden]
+
+    def score_grasps(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
+        return self.head(node_feats, batch[keys.NODE_POS], batch[keys.NODE_PTR], batch[keys.CONTACT_POS],
+                         batch[keys.CONTACT_GRASP], batch[keys.GRASP_CLOUD], batch[keys.GRASP_NUM_CONTACTS])  # [G]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.score_grasps(batch, self.encode(batch))  # [G] logits

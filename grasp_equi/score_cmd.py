@@ -1,0 +1,63 @@
+"""``grasp-equi score``: score grasps stored in files, print one probability per grasp."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def load_cloud(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Points (and normals when present) from ``.npy`` ``(N,3|6)``, ``.npz`` (points[, normals])
+    or, when open3d is installed, ``.ply``/``.pcd``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cloud file {path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        if arr.ndim != 2 or arr.shape[1] not in (3, 6):
+            raise ValueError(f"cloud file {path}: expected an (N, 3) or (N, 6) array, got {arr.shape}")
+        return arr[:, :3], (arr[:, 3:] if arr.shape[1] == 6 else None)
+    if suffix == ".npz":
+        data = np.load(path, allow_pickle=False)
+        if "points" not in data:
+            raise ValueError(f"cloud file {path}: no 'points' array")
+        return data["points"], (data["normals"] if "normals" in data else None)
+    if suffix in (".ply", ".pcd", ".xyz"):
+        import open3d as o3d
+
+        pcd = o3d.io.read_point_cloud(str(path))
+        if len(pcd.points) == 0:
+            raise ValueError(f"cloud file {path}: no points could be read")
+        normals = np.asarray(pcd.normals) if pcd.has_normals() else None
+        return np.asarray(pcd.points), normals
+    raise ValueError(f"cloud file {path}: unsupported format {suffix!r} (use .npy, .npz, .ply, .pcd)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cloud", required=True, help="object cloud file (.npy (N,3|6), .npz, .ply, .pcd)")
+    p.add_argument("--grasps", required=True, help=".npy array of contacts, shape (G, K, 3), metres")
+    p.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: shipped weights")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of one line per grasp")
+
+
+def run(args) -> int:
+    from grasp_equi import GraspScorer
+
+    points, normals = load_cloud(args.cloud)
+    grasps_path = Path(args.grasps)
+    if not grasps_path.is_file():
+        raise FileNotFoundError(f"grasps file {grasps_path}: no such file")
+    contacts = np.load(grasps_path, allow_pickle=False)
+    scorer = GraspScorer.from_checkpoint(args.weights, device=args.device)
+    scores = scorer.score(points, contacts, normals)
+    if args.json:
+        print(json.dumps([round(float(s), 6) for s in scores]))
+    else:
+        for i, s in enumerate(scores):
+            print(f"{i}\t{s:.4f}")
+    return 0

@@ -1,0 +1,70 @@
+"""Checks on user input; every failure is a ``ValueError`` that says what was wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_POINTS = 4
+
+
+def _finite_array(name: str, value, shape_hint: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a numeric array of shape {shape_hint}: {err}") from None
+    return arr
+
+
+def check_cloud(points, normals=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return ``points`` ``(N, 3)`` (and ``normals``) as float64 after validating them."""
+    pts = _finite_array("points", points, "(N, 3)")
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"points must have shape (N, 3); got {pts.shape}")
+    if pts.shape[0] == 0:
+        raise ValueError("points is empty: the object cloud needs at least "
+                         f"{MIN_POINTS} points")
+    if pts.shape[0] < MIN_POINTS:
+        raise ValueError(f"points has {pts.shape[0]} points; at least {MIN_POINTS} are needed")
+    bad = ~np.isfinite(pts).all(axis=1)
+    if bad.any():
+        raise ValueError(f"points has {int(bad.sum())} non-finite (NaN/inf) rows, first at index "
+                         f"{int(np.argmax(bad))}")
+    if np.ptp(pts, axis=0).max() <= 1e-9:
+        raise ValueError("points are all at one location: the cloud has no extent")
+    if normals is None:
+        return pts, None
+    nrm = _finite_array("normals", normals, "(N, 3)")
+    if nrm.shape != pts.shape:
+        raise ValueError(f"normals must have the same shape as points {pts.shape}; got {nrm.shape}")
+    if not np.isfinite(nrm).all():
+        raise ValueError("normals contain NaN/inf")
+    if (np.linalg.norm(nrm, axis=1) < 1e-9).any():
+        raise ValueError("normals contain zero-length vectors")
+    return pts, nrm
+
+
+def check_grasps(grasps: list[np.ndarray]) -> list[np.ndarray]:
+    """Each grasp ``(K, 3)`` with K >= 2 and finite coordinates."""
+    out = []
+    for i, g in enumerate(grasps):
+        arr = _finite_array(f"grasp {i}", g, "(K, 3)")
+        if arr.ndim != 2 or arr.shape[1] != 3:
+            raise ValueError(f"grasp {i} must have shape (K, 3); got {arr.shape}")
+        if arr.shape[0] < 2:
+            raise ValueError(f"grasp {i} has {arr.shape[0]} contact(s); a grasp needs K >= 2")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"grasp {i} has non-finite (NaN/inf) contact coordinates")
+        out.append(arr)
+    return out
+
+
+def check_contacts_near_cloud(min_dist: np.ndarray, scale: float, limit: float, num_contacts) -> None:
+    """``min_dist`` ``[C]``: each contact's distance to its nearest cloud point (input units)."""
+    far = min_dist > limit * scale
+    if far.any():
+        c = int(np.argmax(far))
+        grasp = int(np.searchsorted(np.cumsum(num_contacts), c, side="right"))
+        raise ValueError(
+            f"grasp {grasp}: a contact lies {min_dist[c]:.4g} from the nearest cloud point, more than "
+            f"{limit} x the object radius ({limit * scale:.4g}); contacts must touch the object"
+        )

@@ -1,0 +1,99 @@
+"""The network's parts: equivariance of encoder features, smooth cutoff, one encoder pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from e3nn import o3
+from e3nn.util.test import assert_equivariant
+
+from conftest import ellipsoid_cloud, random_grasps
+from grasp_equi.graph import contact_pair_graph, radius_graph
+from grasp_equi.model import ModelConfig, build_model
+
+
+def test_encoder_features_are_equivariant():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(irreps_hidden="8x0e + 4x1o + 2x2e"))
+    encoder = model.encoder
+    pos = torch.randn(60, 3) * 0.4  # > 25 points: exercises the exact-distance path
+    normal = torch.nn.functional.normalize(torch.randn(60, 3), dim=1)
+    assert_equivariant(
+        lambda p, n: encoder(p, n),
+        args_in=[pos, normal],
+        irreps_in=[o3.Irreps("1o"), o3.Irreps("1o")],
+        irreps_out=[encoder.irreps_out],
+        tolerance=1e-4,
+    )
+    # and the l=1 features are really used (vectors rotate, not all zero)
+    feats = encoder(pos, normal)
+    vec = feats[:, encoder.irreps_out.slices()[1]]
+    assert vec.abs().max() > 1e-3
+
+
+def test_radius_graph_has_no_self_edges_and_is_symmetric():
+    pos = torch.randn(80, 3)
+    pos[5] = pos[6]  # duplicate point: distance 0 but still not a self-edge
+    ptr = torch.tensor([0, 50, 80])
+    edges = radius_graph(pos, ptr, 1.0)
+    assert (edges[0] != edges[1]).all()
+    pairs = set(map(tuple, edges.T.tolist()))
+    assert (5, 6) in pairs and (6, 5) in pairs
+    assert all((d, s) in pairs for s, d in pairs)
+    # never across clouds
+    assert not any((s < 50) != (d < 50) for s, d in pairs)
+
+
+def test_contact_pairs_within_each_grasp_only():
+    counts = torch.tensor([2, 3, 2])
+    grasp = torch.repeat_interleave(torch.arange(3), counts)
+    edges = contact_pair_graph(grasp, counts)
+    assert edges.shape[1] == 2 + 6 + 2
+    assert (grasp[edges[0]] == grasp[edges[1]]).all()
+    assert (edges[0] != edges[1]).all()
+
+
+def test_score_is_continuous_when_a_point_crosses_the_cutoff(small_scorer):
+    """Move one point along a line through another node's cutoff sphere: no jumps."""
+    points, normals = ellipsoid_cloud(60, rng=np.random.default_rng(7))  # N < num_nodes: no resampling
+    contacts = points[[[0, 30], [10, 40]]]
+    radius_m = small_scorer.config.radius * np.linalg.norm(points - points.mean(0), axis=1).max()
+    start = points[1].copy()
+    direction = points[2] - points[1]
+    direction /= np.linalg.norm(direction)
+    steps = np.linspace(0.0, 1.6 * radius_m, 400)
+    scores = []
+    for s in steps:
+        moved = points.copy()
+        moved[1] = start + s * direction
+        scores.append(small_scorer.score(moved, contacts, normals))
+    scores = np.array(scores)  # [steps, G]
+    jumps = np.abs(np.diff(scores, axis=0)).max(axis=1)
+    assert np.abs(scores[-1] - scores[0]).max() > 1e-4  # the motion does matter
+    assert jumps.max() < 10 * np.median(jumps) + 1e-5  # ...but never in a jump
+
+
+def test_encoder_runs_once_for_many_grasps(small_scorer, rng):
+    points, _ = ellipsoid_cloud(2000, rng=rng)
+    contacts = random_grasps(points, 64, 2, rng)
+    calls = []
+    handle = small_scorer.model.encoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        batched = small_scorer.score(points, contacts)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    one_by_one = np.array([small_scorer.score(points, g[None])[0] for g in contacts[:8]])
+    assert np.abs(batched[:8] - one_by_one).max() < 1e-5
+
+
+def test_grasp_chunks_equal_one_pass(rng):
+    from grasp_equi import GraspScorer
+    from conftest import SMALL_MODEL
+
+    points, _ = ellipsoid_cloud(500, rng=rng)
+    contacts = random_grasps(points, 50, 3, rng)
+    whole = GraspScorer.untrained(seed=1, device="cpu", **SMALL_MODEL)
+    chunked = GraspScorer.untrained(seed=1, device="cpu", **SMALL_MODEL)
+    chunked.grasp_chunk = 7
+    assert np.abs(whole.score(points, contacts) - chunked.score(points, contacts)).max() < 1e-6
