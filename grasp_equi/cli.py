@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "train": ("grasp_equi.train", "train a model on a generated dataset"),
     "evaluate": ("grasp_equi.evaluate", "evaluate weights on a dataset (metrics JSON + plots)"),
     "bench": ("grasp_equi.bench", "latency/memory benchmark of the scoring pipeline"),
+    "validate-physics": ("grasp_equi.physics.validate", "check stability labels and predictions against MuJoCo close/lift/shake trials"),
 }
 
 

@@ -65,26 +65,84 @@ def transform_points(points: np.ndarray, rot: np.ndarray, trans: np.ndarray | No
 
 
 def farthest_point_sampling(points: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """Indices of ``num_samples`` points picked by farthest-point sampling.
+    """Indices ``[num_samples]`` of points picked by farthest-point sampling.
 
     The first pick is the point farthest from the centroid, a rotation- and
     permutation-invariant choice (a fixed index or a random start would not be). Returns
     all indices when the cloud has no more than ``num_samples`` points.
+
+    The loop is inherently sequential (``num_samples`` passes over the cloud), so its cost
+    is per-step overhead: on the CPU it runs in numpy (about 4x fewer microseconds per
+    step than torch), on the GPU in torch without host syncs. Both compute the same
+    squared distances in the same order and pick the same points.
     """
     n = points.shape[0]
     if n <= num_samples:
         return torch.arange(n, device=points.device)
     centroid = points.mean(dim=0, keepdim=True)  # [1, 3]
-    start = torch.argmax(((points - centroid) ** 2).sum(dim=1))
-    picked = torch.empty(num_samples, dtype=torch.long, device=points.device)  # [M]
-    min_dist = torch.full((n,), float("inf"), device=points.device, dtype=points.dtype)  # [N]
+    start = torch.argmax(((points - centroid) ** 2).sum(dim=1))  # [] on points.device
+    if points.device.type == "cpu":
+        picked = _fps_numpy(points.detach().numpy(), int(start), num_samples)
+        return torch.from_numpy(picked)
+    return _fps_torch(points, start, num_samples)
+
+
+def _fps_numpy(points: np.ndarray, start: int, num_samples: int) -> np.ndarray:
+    """Farthest-point sampling from index ``start`` on a ``[N, 3]`` array (CPU path)."""
+    x, y, z = np.ascontiguousarray(points.T)  # 3 x [N]: contiguous columns, no strided reads
+    min_dist = np.full(len(x), np.inf, dtype=points.dtype)  # [N] squared distance to the picked set
+    dist = np.empty_like(min_dist)  # [N] preallocated: no allocation inside the loop
+    diff = np.empty_like(min_dist)  # [N]
+    picked = np.empty(num_samples, dtype=np.int64)  # [M]
     current = start
     for i in range(num_samples):
         picked[i] = current
-        dist = ((points - points[current]) ** 2).sum(dim=1)  # [N]
-        min_dist = torch.minimum(min_dist, dist)
-        current = torch.argmax(min_dist)
+        np.subtract(x, x[current], out=diff)
+        np.multiply(diff, diff, out=dist)
+        np.subtract(y, y[current], out=diff)
+        diff *= diff
+        dist += diff
+        np.subtract(z, z[current], out=diff)
+        diff *= diff
+        dist += diff
+        np.minimum(min_dist, dist, out=min_dist)
+        current = int(min_dist.argmax())
     return picked
+
+
+def _fps_torch(points: torch.Tensor, start: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Farthest-point sampling from index ``start`` (a 0-d tensor) in torch (GPU path).
+
+    The current pick stays a device tensor, so the loop never waits for the GPU.
+    """
+    cols = points.t().contiguous()  # [3, N]
+    min_dist = torch.full((points.shape[0],), float("inf"), device=points.device, dtype=points.dtype)  # [N]
+    picked = torch.empty(num_samples, dtype=torch.long, device=points.device)  # [M]
+    current = start.reshape(1)  # [1]
+    for i in range(num_samples):
+        picked[i:i + 1] = current
+        diff = cols - cols.index_select(1, current)  # [3, N]
+        torch.minimum(min_dist, (diff * diff).sum(dim=0), out=min_dist)
+        current = torch.argmax(min_dist).reshape(1)
+    return picked
+
+
+def nearest_neighbours(queries: torch.Tensor, cloud: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices ``[n_q, k]`` of the ``k`` nearest ``cloud`` points of each query (exact).
+
+    CPU: a k-d tree (scipy; building it costs O(N log N), less than the O(n_q N) distance
+    matrix). GPU: the exact distance matrix and ``topk``. Both return the same sets (up to
+    exact ties); the order within a row is not used by callers.
+    """
+    k = min(k, cloud.shape[0])
+    if cloud.device.type == "cpu":
+        from scipy.spatial import cKDTree  # lazy: scipy.spatial costs ~0.1 s to import
+
+        tree = cKDTree(cloud.detach().numpy().astype(np.float64), balanced_tree=False, compact_nodes=False)
+        _, idx = tree.query(queries.detach().numpy().astype(np.float64), k=k)
+        return torch.from_numpy(np.asarray(idx, dtype=np.int64).reshape(queries.shape[0], k))
+    dist = exact_cdist(queries, cloud)  # [n_q, N]
+    return dist.topk(k, dim=1, largest=False).indices  # [n_q, k]
 
 
 def estimate_normals(
@@ -95,10 +153,8 @@ def estimate_normals(
     The sign is chosen equivariantly: each normal points away from ``center`` (default: the
     cloud's centroid), never toward a fixed axis or camera. Returns ``[n_queries, 3]``.
     """
-    k = min(k, cloud.shape[0])
     center = cloud.mean(dim=0) if center is None else center  # [3]
-    dist = exact_cdist(queries, cloud)  # [n_q, N]
-    knn = dist.topk(k, dim=1, largest=False).indices  # [n_q, k]
+    knn = nearest_neighbours(queries, cloud, k)  # [n_q, k]
     neigh = cloud[knn]  # [n_q, k, 3]
     centred = neigh - neigh.mean(dim=1, keepdim=True)  # [n_q, k, 3]
     cov = centred.transpose(1, 2) @ centred  # [n_q, 3, 3]

@@ -9,8 +9,9 @@ self-edges with an explicit ``i != j`` mask (never ``dist > 0``).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -34,24 +35,30 @@ def prepare_cloud(
     normals: torch.Tensor | None,
     num_nodes: int,
     normal_k: int = 16,
+    stage: Callable[[str], ContextManager] | None = None,
 ) -> PreparedCloud:
     """Normalise, sample and (when ``normals`` is None) estimate normals for one cloud.
 
     ``points`` ``[N, 3]`` and ``normals`` ``[N, 3]`` may be float64 (preferred: the
     centring is done in float64 so clouds metres away from the origin lose no precision).
+    ``stage(name)``, when given, is entered around the ``"sampling"`` and ``"normals"``
+    steps (the scorer times them with it).
     """
-    points = points.to(torch.float64)
-    center = points.mean(dim=0)  # [3]
-    rel = points - center  # [N, 3]
-    scale = rel.norm(dim=1).max()  # []
-    local = (rel / scale).to(torch.float32)  # [N, 3]
-    idx = farthest_point_sampling(local, num_nodes)  # [M]
-    node_pos = local[idx]  # [M, 3]
-    if normals is None:
-        node_normal = estimate_normals(node_pos, local, k=normal_k,
-                                       center=torch.zeros(3, device=local.device))  # [M, 3]
-    else:
-        node_normal = torch.nn.functional.normalize(normals[idx].to(torch.float32), dim=1)
+    stage = stage or (lambda name: nullcontext())
+    with stage("sampling"):
+        points = points.to(torch.float64)
+        center = points.mean(dim=0)  # [3]
+        rel = points - center  # [N, 3]
+        scale = rel.norm(dim=1).max()  # []
+        local = (rel / scale).to(torch.float32)  # [N, 3]
+        idx = farthest_point_sampling(local, num_nodes)  # [M]
+        node_pos = local[idx]  # [M, 3]
+    with stage("normals"):
+        if normals is None:
+            node_normal = estimate_normals(node_pos, local, k=normal_k,
+                                           center=torch.zeros(3, device=local.device))  # [M, 3]
+        else:
+            node_normal = torch.nn.functional.normalize(normals[idx].to(torch.float32), dim=1)
     return PreparedCloud(node_pos, node_normal, center, scale)
 
 
@@ -151,6 +158,28 @@ def collate(
         keys.CONTACT_POS: torch.cat(flat) if flat else torch.zeros(0, 3, device=device),  # [C, 3]
         keys.CONTACT_GRASP: contact_grasp,  # [C]
         keys.GRASP_CLOUD: grasp_cloud,  # [G]
+        keys.GRASP_NUM_CONTACTS: num_contacts,  # [G]
+    }
+
+
+def collate_grasps(cloud: PreparedCloud, contact_pos: torch.Tensor, num_contacts: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``collate([cloud], [grasps])`` for grasps given flat: the same dictionary, no per-grasp tensors.
+
+    ``contact_pos`` ``[C, 3]`` in the cloud's normalised frame, ``num_contacts`` ``[G]`` (K of
+    each grasp; grasps contiguous). With thousands of grasps this saves the Python loop over them.
+    """
+    device = cloud.node_pos.device
+    num_grasps = num_contacts.shape[0]
+    return {
+        keys.NODE_POS: cloud.node_pos,  # [M, 3]
+        keys.NODE_NORMAL: cloud.node_normal,  # [M, 3]
+        keys.NODE_CLOUD: torch.zeros(cloud.node_pos.shape[0], dtype=torch.long, device=device),  # [M]
+        keys.NODE_PTR: torch.tensor([0, cloud.node_pos.shape[0]], device=device),  # [2]
+        keys.CLOUD_CENTER: cloud.center[None],  # [1, 3]
+        keys.CLOUD_SCALE: cloud.scale[None],  # [1]
+        keys.CONTACT_POS: contact_pos,  # [C, 3]
+        keys.CONTACT_GRASP: torch.repeat_interleave(torch.arange(num_grasps, device=device), num_contacts),  # [C]
+        keys.GRASP_CLOUD: torch.zeros(num_grasps, dtype=torch.long, device=device),  # [G]
         keys.GRASP_NUM_CONTACTS: num_contacts,  # [G]
     }
 

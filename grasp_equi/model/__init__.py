@@ -7,11 +7,13 @@ from typing import Callable
 import torch
 
 from grasp_equi.model.config import FORMAT_VERSION, ModelConfig
+from grasp_equi.model.baseline import PointNetBaseline
 from grasp_equi.model.network import GraspStabilityNet
 
-# architecture name -> constructor; the baseline registers itself here (model/baseline.py).
+# architecture name -> constructor.
 ARCHITECTURES: dict[str, Callable[[ModelConfig], torch.nn.Module]] = {
     "equivariant": GraspStabilityNet,
+    "pointnet": PointNetBaseline,
 }
 
 
@@ -22,4 +24,4 @@ def build_model(config: ModelConfig) -> torch.nn.Module:
     return ARCHITECTURES[config.architecture](config)
 
 
-__all__ = ["ARCHITECTURES", "FORMAT_VERSION", "GraspStabilityNet", "ModelConfig", "build_model"]
+__all__ = ["ARCHITECTURES", "FORMAT_VERSION", "GraspStabilityNet", "ModelConfig", "PointNetBaseline", "build_model"]

@@ -88,8 +88,10 @@ class EdgeConvolution(torch.nn.Module):
 
     def forward(self, x_src, x_dst, edge_index, edge_sh, edge_radial, edge_envelope):
         src, dst = edge_index  # [E], [E]
-        weight = self.radial(edge_radial)  # [E, weight_numel]
-        msg = self.tp(x_src[src], edge_sh, weight) * edge_envelope[:, None]  # [E, mid.dim]
+        # The tensor product is linear in its weights, so scaling the [E, weight_numel]
+        # weights by the envelope equals scaling the 3x wider [E, mid.dim] message (and is cheaper).
+        weight = self.radial(edge_radial) * edge_envelope[:, None]  # [E, weight_numel]
+        msg = self.tp(x_src[src], edge_sh, weight)  # [E, mid.dim]
         agg = torch.zeros(x_dst.shape[0], msg.shape[1], dtype=msg.dtype, device=msg.device)
         agg.index_add_(0, dst, msg)  # [n_dst, mid.dim]
         return self.lin_self(x_dst) + self.lin_msg(agg / math.sqrt(self.avg_neighbors))  # [n_dst, out.dim]

@@ -30,7 +30,9 @@ class ModelConfig:
     radial_hidden: int = 32
     avg_neighbors: float = 16.0
     readout_hidden: int = 64
-    max_contact_distance: float = 0.5  # contacts farther from every cloud point (normalised) are rejected
+    baseline_width: int = 64  # channels of the PointNet baseline (architecture "pointnet" only)
+    max_contact_distance: float = 1.0  # contacts farther than this (in object radii) from every cloud point are rejected;
+    # generous because single-view clouds miss the back side that the far finger touches
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

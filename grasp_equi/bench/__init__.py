@@ -1,0 +1,189 @@
+"""``grasp-equi bench``: latency and memory of the scoring pipeline, stage by stage.
+
+Grid: N in {5k, 20k, 100k} cloud points x G in {1, 64, 512, 4000} grasps (K = 2), on the
+CPU and on CUDA when present. Each configuration: warm-up calls (excluded), then repeated
+``GraspScorer.score`` calls; the records hold per-stage medians (decode, sampling, normals,
+graph, encoder, head, encode), the end-to-end median with its spread, peak host/GPU memory
+and the invariance error of that configuration. ``--ros`` adds the end-to-end latency over
+ROS 2 next to an echo node (the transport floor).
+
+Imports only torch/numpy (and the ROS codec lazily, when present), so it runs on a GPU box
+without rclpy, open3d or Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FULL_POINTS = (5_000, 20_000, 100_000)
+FULL_GRASPS = (1, 64, 512, 4_000)
+# --quick: a subset that includes the CPU target point (N=20k, G=64); < 50 s on 2 cores.
+QUICK_GRID = ((5_000, 1), (5_000, 64), (20_000, 1), (20_000, 64), (20_000, 512))
+INVARIANCE_MAX_GRASPS = 512  # the invariance check re-scores twice; skip it for the biggest G
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _config_overrides(text: str) -> dict:
+    """``"num_nodes=128,radius=0.4"`` -> ``{"num_nodes": 128, "radius": 0.4}``, typed like ModelConfig."""
+    import dataclasses
+
+    from grasp_equi.model import ModelConfig
+
+    types = {f.name: type(f.default) for f in dataclasses.fields(ModelConfig)}
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in types:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected KEY=VALUE with KEY one of {sorted(types)}")
+        try:
+            out[key] = types[key](value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a {types[key].__name__}") from None
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="auto = the CPU, and CUDA too when present (default)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"only {len(QUICK_GRID)} configurations (incl. N=20000, G=64), fewer repeats")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the records as a JSON list")
+    parser.add_argument("--plot", type=Path, metavar="PATH",
+                        help="latency plot (PNG); default: next to --json with .png (full grid only)")
+    parser.add_argument("--n-points", type=_int_list, metavar="N,N,...", help="override the cloud sizes")
+    parser.add_argument("--n-grasps", type=_int_list, metavar="G,G,...", help="override the grasp counts")
+    parser.add_argument("--k", type=int, default=2, help="contacts per grasp (default 2)")
+    parser.add_argument("--weights", type=Path, metavar="PATH",
+                        help="checkpoint to time (default: shipped weights if present, else an untrained "
+                             "default-size model; latency does not depend on the weights' values)")
+    parser.add_argument("--model-config", type=_config_overrides, default={}, metavar="KEY=VALUE,...",
+                        help="untrained model with these ModelConfig fields changed, e.g. "
+                             "num_nodes=128,irreps_hidden=16x0e+4x1o+2x2e (to price another model size)")
+    parser.add_argument("--precision", default="fp32", metavar="P,P,...",
+                        help="fp32 (default) and/or bf16, fp16 (torch.autocast; reported with their "
+                             "invariance error, which must stay < 1e-3 to be usable)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--budget", type=float, help="seconds of repeats per configuration after the minimum")
+    parser.add_argument("--ros", action="store_true",
+                        help="also measure end to end over ROS 2 (grasp_node vs an echo node); needs rclpy")
+
+
+def _grid(args) -> list[tuple[int, int]]:
+    if args.n_points or args.n_grasps:
+        points = args.n_points or ([20_000] if args.quick else list(FULL_POINTS))
+        grasps = args.n_grasps or ([64] if args.quick else list(FULL_GRASPS))
+        return [(n, g) for n in points for g in grasps]
+    if args.quick:
+        return list(QUICK_GRID)
+    return [(n, g) for n in FULL_POINTS for g in FULL_GRASPS]
+
+
+def _devices(choice: str) -> list[str]:
+    import torch
+
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available (torch.cuda.is_available() is False)")
+    if choice == "auto":
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    return [choice]
+
+
+def _precisions(text: str) -> list[str]:
+    values = [p.strip() for p in text.split(",") if p.strip()]
+    bad = sorted(set(values) - {"fp32", "bf16", "fp16"})
+    if bad or not values:
+        raise ValueError(f"--precision takes fp32, bf16, fp16; got {text!r}")
+    return values
+
+
+def _scorer(weights: Path | None, device: str, overrides: dict):
+    from grasp_equi.scorer import SHIPPED_WEIGHTS, GraspScorer
+
+    if overrides:
+        if weights is not None:
+            raise ValueError("--model-config prices an untrained model; it cannot be combined with --weights")
+        return GraspScorer.untrained(seed=0, device=device, **overrides)
+    if weights is not None:
+        return GraspScorer.from_checkpoint(weights, device=device)
+    if SHIPPED_WEIGHTS.is_file():
+        return GraspScorer.from_checkpoint(None, device=device)
+    return GraspScorer.untrained(seed=0, device=device)
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from grasp_equi.bench import measure as m
+    from grasp_equi.bench.report import markdown_table, plot, ros_table, write_json
+
+    if args.k < 2:
+        raise ValueError("--k must be >= 2 (a grasp needs at least two contacts)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices, precisions, grid = _devices(args.device), _precisions(args.precision), _grid(args)
+    warmup, min_repeats, max_repeats = (1, 3, 10) if args.quick else (2, 5, 30)
+    budget = args.budget if args.budget is not None else (0.5 if args.quick else 2.0)
+    codec = m.Codec.load()
+    if codec is None:
+        print("bench: ROS message packages not importable: decode/encode stages left out", file=sys.stderr)
+
+    records, machines = [], {}
+    jobs = [(d, p, n, g) for d in devices for p in precisions for n, g in grid]
+    scorers = {}
+    with torch.inference_mode(), tqdm(jobs, desc="bench", unit="config", file=sys.stderr) as progress:
+        for device, precision, n_points, n_grasps in progress:
+            progress.set_postfix_str(f"{device} {precision} N={n_points} G={n_grasps}")
+            if device not in scorers:
+                scorers[device] = _scorer(args.weights, device, args.model_config)
+                machines[device] = m.machine_description(scorers[device].device)
+            scorer = scorers[device]
+            work = m.make_workload(n_points, n_grasps, k=args.k)
+            record = m.measure(scorer, work, codec, warmup, min_repeats, max_repeats, budget, precision)
+            record["invariance_max_abs"] = (m.invariance_error(scorer, work, precision)
+                                            if n_grasps <= INVARIANCE_MAX_GRASPS else None)
+            record["machine"] = machines[device]
+            record["mode"] = "api"
+            records.append(record)
+            if device == "cuda":
+                torch.cuda.empty_cache()
+
+    model = scorers[devices[0]].name
+    print(markdown_table(records))
+    for device, text in machines.items():
+        print(f"{device}: {text}")
+    print(f"model: {model}; times in ms, medians over repeats (warm-ups excluded); "
+          "total = GraspScorer.score end to end; pipeline = decode + total + encode")
+    worst = [r["invariance_max_abs"] for r in records if r["invariance_max_abs"] is not None]
+    if worst:
+        print(f"invariance: max |score change| under a random rigid motion = {max(worst):.2e}")
+
+    meta = {"model": model, "torch": torch.__version__, "quick": bool(args.quick)}
+    if args.ros:
+        from grasp_equi.bench.ros_e2e import measure_ros
+
+        ros_records = measure_ros(args, scorers, records)
+        print(ros_table(ros_records))
+        records += ros_records
+    if args.json:
+        write_json(args.json, records, meta)
+        print(f"wrote {args.json}")
+    plot_path = args.plot or (args.json.with_suffix(".png") if args.json and not args.quick else None)
+    if plot_path:
+        title = "; ".join(f"{d}: {t}" for d, t in machines.items()) + f"; model {model}"
+        if plot(plot_path, records, title):
+            print(f"wrote {plot_path}")
+        else:
+            print("bench: matplotlib not importable: no plot", file=sys.stderr)
+    return 0

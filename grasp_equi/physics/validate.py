@@ -1,0 +1,298 @@
+"""``grasp-equi validate-physics``: analytic labels and model scores against MuJoCo trials.
+
+For objects of held-out families (or the user's meshes) it samples parallel-jaw grasps the
+way the dataset does, labels them with robust force closure, scores them with the model,
+and runs each grasp in MuJoCo (close, lift, shake). It reports agreement (accuracy, Cohen's
+kappa) of labels with outcomes, the model's AUC against outcomes, per family, and plots
+outcome rate vs predicted probability. ``--calibrate`` grid-searches label parameters on the
+same trials: run it on TRAINING families only, never on the families you report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from grasp_equi.data.objects import DEFAULT_SPLITS, FAMILIES, MESH_SUFFIXES, UNITS, load_mesh_object, make_object
+
+from .agreement import STABLE_THRESHOLD, agreement, plot_reliability, reliability
+from .scene import JawSpec
+
+FALLBACK_DENSITY = 500.0  # kg/m^3 for meshes without a mass
+
+
+def add_arguments(parser) -> None:
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--families", nargs="+", metavar="FAMILY",
+                     help="object families (default: the held-out test families of --splits)")
+    src.add_argument("--meshes", type=Path, metavar="DIR", help="a directory of mesh files instead of families")
+    parser.add_argument("--units", default="m", choices=sorted(UNITS), help="units of --meshes files")
+    parser.add_argument("--splits", type=Path, help="splits.json naming the held-out families (default: built-in)")
+    parser.add_argument("--objects", type=int, default=12, help="objects per family (or meshes, at most)")
+    parser.add_argument("--grasps-per-object", type=int, default=6)
+    parser.add_argument("--sampler", choices=("dataset", "antipodal"), default="dataset",
+                        help="dataset: the training data's K=2 mix (antipodal, perturbed, random pairs); "
+                             "antipodal: only jaw-reachable pairs, 40%% of them tilted up to twice the friction cone")
+    parser.add_argument("--weights", type=Path, help="model checkpoint (default: the shipped weights, if present)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--cloud-points", type=int, default=2048, help="points of the complete cloud the model sees")
+    parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--plot", type=Path, default=Path("docs/physics_reliability.png"),
+                        help="outcome rate vs predicted probability (PNG)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel simulation processes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grip-force", type=float, default=JawSpec.grip_force, help="newtons per finger")
+    parser.add_argument("--sim-mu", type=float, default=JawSpec.mu, help="friction in the simulation")
+    parser.add_argument("--pads", choices=("domed", "flat"), default="domed",
+                        help="finger pads: domed (touch near the sampled points, like the labels' soft fingers) "
+                             "or flat box faces (settle where the geometry lets them)")
+    parser.add_argument("--label-mu", type=float, default=0.5)
+    parser.add_argument("--label-sigma", type=float, default=0.003, help="contact perturbation (m)")
+    parser.add_argument("--label-mu-sigma", type=float, default=0.1)
+    parser.add_argument("--label-samples", type=int, default=24)
+    parser.add_argument("--calibrate", action="store_true",
+                        help="grid-search label parameters against the outcomes (TRAINING families only)")
+
+
+def _check(args) -> None:
+    for name in ("objects", "grasps_per_object", "workers", "cloud_points", "label_samples"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+    for name in ("grip_force", "sim_mu", "label_mu"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive; got {getattr(args, name)}")
+    if args.families:
+        unknown = [f for f in args.families if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+
+
+def _test_families(splits: Path | None) -> list[str]:
+    if splits is None:
+        return list(DEFAULT_SPLITS["test"])
+    try:
+        data = json.loads(Path(splits).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{splits}: cannot read splits ({err})") from None
+    test = data.get("test") if isinstance(data, dict) else None
+    if not test or not all(isinstance(f, str) for f in test):
+        raise ValueError(f"{splits}: needs a 'test' list of family names")
+    return list(test)
+
+
+def _objects(args) -> list:
+    """(family, ObjectInfo) for every object of the run, deterministic for --seed."""
+    if args.meshes is not None:
+        if not args.meshes.is_dir():
+            raise ValueError(f"--meshes {args.meshes}: not a directory")
+        files = sorted(p for p in args.meshes.iterdir() if p.suffix.lower() in MESH_SUFFIXES)[:args.objects]
+        if not files:
+            raise ValueError(f"--meshes {args.meshes}: no mesh files ({', '.join(MESH_SUFFIXES)})")
+        return [load_mesh_object(p, args.units, require_watertight=False) for p in files]
+    families = args.families or _test_families(args.splits)
+    return [make_object(fam, np.random.default_rng([args.seed, FAMILIES.index(fam), i]), name=f"{fam}_{i}")
+            for fam in families for i in range(args.objects)]
+
+
+def _grasps(obj, args, rng) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Two-contact grasps ``(contacts [G, 2, 3], normals [G, 2, 3], source name per grasp)``."""
+    from grasp_equi.data.grasps import sample_antipodal
+    from grasp_equi.data.labels import SOURCES, candidates
+
+    n = args.grasps_per_object
+    if args.sampler == "dataset":
+        contacts, normals, source = candidates(obj, 2, n, rng, mu=args.label_mu)
+        return contacts, normals, [SOURCES[i] for i in source]
+    n_wide = int(round(0.4 * n))
+    c1, n1 = sample_antipodal(obj, n - n_wide, rng, mu=args.label_mu, cone_scale=1.0)
+    c2, n2 = sample_antipodal(obj, n_wide, rng, mu=args.label_mu, cone_scale=2.0)
+    return (np.concatenate([c1, c2]).reshape(-1, 2, 3), np.concatenate([n1, n2]).reshape(-1, 2, 3),
+            ["antipodal"] * len(c1) + ["antipodal_wide"] * len(c2))
+
+
+def _mass(obj) -> float:
+    if obj.mass > 0:
+        return float(obj.mass)
+    return float(FALLBACK_DENSITY * obj.mesh.convex_hull.volume)
+
+
+def _scorer(args):
+    """The model to score with, or (None, reason) when there are no weights."""
+    from grasp_equi.checkpoint import CheckpointError
+    from grasp_equi.scorer import SHIPPED_WEIGHTS, GraspScorer
+
+    if args.weights is None and not SHIPPED_WEIGHTS.is_file():
+        return None, f"no shipped weights at {SHIPPED_WEIGHTS} and no --weights: model AUC skipped"
+    if args.weights is not None and not args.weights.is_file():
+        raise ValueError(f"--weights {args.weights}: no such file")
+    try:
+        return GraspScorer.from_checkpoint(args.weights, device=args.device), ""
+    except CheckpointError as err:
+        raise ValueError(f"--weights: {err}") from None
+
+
+def run(args) -> int:
+    from grasp_equi.data.clouds import complete_cloud
+    from grasp_equi.quality import label_grasps
+
+    from .runner import ObjectJob, run_jobs
+
+    _check(args)
+    spec = JawSpec(grip_force=args.grip_force, mu=args.sim_mu,
+                   pad_radius=JawSpec.pad_radius if args.pads == "domed" else 0.0)
+    scorer, skip_reason = _scorer(args)
+    objects = _objects(args)
+    jobs, rows = [], []
+    for index, obj in enumerate(objects):
+        rng = np.random.default_rng([args.seed, 1000 + index])
+        contacts, normals, sources = _grasps(obj, args, rng)
+        if len(contacts) == 0:
+            print(f"{obj.name}: no parallel-jaw grasp fits the gripper; skipped", file=sys.stderr)
+            continue
+        prob, eps = label_grasps(contacts, normals, obj.center, obj.radius, samples=args.label_samples,
+                                 sigma=args.label_sigma, mu_sigma=args.label_mu_sigma, rng=rng, mu=args.label_mu)
+        scores = np.full(len(contacts), np.nan)
+        if scorer is not None:
+            cloud, _ = complete_cloud(obj, args.cloud_points, rng)
+            scores = np.asarray(scorer.score(cloud, contacts), dtype=np.float64)
+        jobs.append(ObjectJob(np.asarray(obj.mesh.vertices), np.asarray(obj.mesh.faces), _mass(obj), contacts, spec))
+        for g in range(len(contacts)):
+            rows.append({"object": obj.name, "family": obj.family, "source": sources[g], "mass": _mass(obj),
+                         "center": obj.center.tolist(), "radius": obj.radius,
+                         "contacts": contacts[g].tolist(), "normals": normals[g].tolist(),
+                         "label": float(prob[g]), "epsilon": float(eps[g]), "score": float(scores[g])})
+    if not rows:
+        raise ValueError("no grasps to simulate")
+    results = [r for per_object in run_jobs(jobs, args.workers) for r in per_object]
+    for row, res in zip(rows, results):
+        row.update({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()})
+    _relabel_at_jaws(rows, args)
+    report = _report(rows, args, spec, scorer, skip_reason)
+    if args.calibrate:
+        from .calibrate import grid_search
+
+        report["calibration"] = grid_search(rows, rng=np.random.default_rng(args.seed), grip_force=args.grip_force,
+                                           samples=args.label_samples)
+    _print(report)
+    if args.plot:
+        _plot(rows, report, args.plot)
+        print(f"plot: {args.plot}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({**report, "trials": rows}, indent=1, default=float))
+        print(f"report: {args.json}")
+    return 0
+
+
+def _relabel_at_jaws(rows: list[dict], args) -> None:
+    """Robust label of the contacts where the jaws actually pressed (NaN where they did not)."""
+    from grasp_equi.quality import label_grasps
+
+    rng = np.random.default_rng([args.seed, 7])
+    for row in rows:
+        jaw = np.asarray(row["jaw_contacts"], dtype=np.float64)
+        row["jaw_label"] = float("nan")
+        if np.isfinite(jaw).all():
+            p, _ = label_grasps(jaw[None], np.asarray(row["jaw_normals"])[None], np.asarray(row["center"]),
+                                row["radius"], samples=args.label_samples, sigma=args.label_sigma,
+                                mu_sigma=args.label_mu_sigma, rng=rng, mu=args.label_mu)
+            row["jaw_label"] = float(p[0])
+
+
+def _counted(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["held"] is not None]
+
+
+def _section(rows: list[dict], has_scores: bool) -> dict:
+    from grasp_equi.training.metrics import auc
+
+    counted = _counted(rows)
+    held = np.array([r["held"] for r in counted], dtype=bool)
+    out = agreement(np.array([r["label"] for r in counted]), held)
+    out["statuses"] = {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})}
+    seated = [r for r in counted if r["status"] != "rotated"]  # the object did not turn in the closing jaws
+    out["without_rotated"] = {k: v for k, v in agreement(np.array([r["label"] for r in seated]),
+                                                         np.array([r["held"] for r in seated], dtype=bool)).items()
+                              if k in ("trials", "accuracy", "kappa")}
+    if has_scores:
+        out["model_auc"] = auc(np.array([r["score"] for r in counted]), held)
+        out["model_accuracy"] = float(((np.array([r["score"] for r in counted]) >= 0.5) == held).mean()) \
+            if counted else float("nan")
+    return out
+
+
+def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
+    has_scores = scorer is not None
+    counted = _counted(rows)
+    statuses = {}
+    for r in rows:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    report = {
+        "config": {"grip_force_n": spec.grip_force, "sim_mu": spec.mu, "pads": args.pads, "label_mu": args.label_mu,
+                   "label_sigma": args.label_sigma, "label_mu_sigma": args.label_mu_sigma,
+                   "label_samples": args.label_samples, "stable_threshold": STABLE_THRESHOLD, "seed": args.seed,
+                   "model": scorer.name if has_scores else None},
+        "model_skipped": skip_reason or None,
+        "statuses": statuses,
+        "overall": _section(rows, has_scores),
+        "per_family": {f: _section([r for r in rows if r["family"] == f], has_scores)
+                       for f in sorted({r["family"] for r in rows})},
+        "per_source": {s: _section([r for r in rows if r["source"] == s], has_scores)
+                       for s in sorted({r["source"] for r in rows})},
+    }
+    drift = np.array([r["drift"] for r in counted], dtype=np.float64)
+    report["by_jaw_drift"] = {}
+    for lo, hi in ((0.0, 0.004), (0.004, 0.008), (0.008, 0.015), (0.015, np.inf)):
+        sel = [r for r, d in zip(counted, drift) if lo <= d < hi]
+        report["by_jaw_drift"][f"{lo * 1000:g}-{hi * 1000:g}mm"] = _section(sel, has_scores)
+    jaw = [r for r in counted if np.isfinite(r["jaw_label"]) and r["status"] != "rotated"]
+    report["jaw_contact_labels"] = agreement(np.array([r["jaw_label"] for r in jaw]),
+                                             np.array([r["held"] for r in jaw], dtype=bool))
+    held = np.array([r["held"] for r in counted], dtype=bool)
+    report["reliability"] = {"label": reliability(np.array([r["label"] for r in counted]), held)}
+    if has_scores:
+        report["reliability"]["model"] = reliability(np.array([r["score"] for r in counted]), held)
+    return report
+
+
+def _fmt(section: dict) -> str:
+    text = (f"{section['trials']:4d} trials  held {section['held_rate']:.2f}  label-stable "
+            f"{section['label_stable_rate']:.2f}  accuracy {section['accuracy']:.3f}  kappa {section['kappa']:.3f}")
+    if "model_auc" in section:
+        text += f"  model AUC {section['model_auc']:.3f}"
+    return text
+
+
+def _print(report: dict) -> None:
+    print(f"trial outcomes: {report['statuses']}")
+    print(f"overall        {_fmt(report['overall'])}")
+    for name, sec in report["per_family"].items():
+        print(f"  {name:13s}{_fmt(sec)}")
+    for name, sec in report["per_source"].items():
+        print(f"  [{name}]{' ' * max(1, 11 - len(name))}{_fmt(sec)}")
+    for name, sec in report["by_jaw_drift"].items():
+        if sec["trials"]:
+            print(f"  drift {name:9s}{_fmt(sec)}")
+    jaw = report["jaw_contact_labels"]
+    print(f"labels at the jaws' actual contacts: accuracy {jaw['accuracy']:.3f} kappa {jaw['kappa']:.3f}")
+    if report["model_skipped"]:
+        print(report["model_skipped"])
+    if "calibration" in report:
+        best = report["calibration"]["best"]
+        print(f"calibration (best kappa): {best}")
+
+
+def _plot(rows: list[dict], report: dict, path: Path) -> None:
+    curves = {"robust force-closure label": report["reliability"]["label"]}
+    if "model" in report["reliability"]:
+        curves[f"model ({report['config']['model']})"] = report["reliability"]["model"]
+    fams = ", ".join(report["per_family"])
+    ov = report["overall"]
+    title = (f"MuJoCo close/lift/shake, {ov['trials']} trials ({fams})\n"
+             f"label: acc {ov['accuracy']:.2f}, kappa {ov['kappa']:.2f}"
+             + (f"; model AUC {ov['model_auc']:.2f}" if "model_auc" in ov else ""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_reliability(curves, path, title)

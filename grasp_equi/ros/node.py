@@ -1,0 +1,271 @@
+"""``grasp_node``: the ``grasp_stability`` ROS 2 node (topics and rules in DESIGN.md / README).
+
+Callbacks (executor thread) decode and validate messages, match requests to clouds and
+enqueue jobs; one worker thread runs the network and publishes. Any message that cannot be
+scored is logged (throttled, with its reason), counted in ``/diagnostics`` and dropped; the
+node keeps serving.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import traceback
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from grasp_equi.checkpoint import CheckpointError
+from grasp_equi.gripper import close_jaws, quaternion_to_matrix
+from grasp_equi.ros import codec
+from grasp_equi.ros.diagnostics import Stats, Throttle, diagnostic_array
+from grasp_equi.ros.markers import grasp_markers
+from grasp_equi.ros.model import load_scorer, warm_up
+from grasp_equi.ros.params import Settings, declare_all, read_settings
+from grasp_equi.ros.requests import CloudEntry, CloudStore, PendingRequests, Request, describe_stamp
+from grasp_equi.ros.worker import DropOldestQueue, Worker
+from grasp_equi.validation import check_cloud
+
+NODE_NAME = "grasp_stability"
+# Best-effort subscriptions match both reliable and best-effort publishers (a reliable
+# subscription would refuse best-effort camera drivers); outputs are reliable, which every
+# subscriber accepts.
+CLOUD_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
+REQUEST_QOS = QoSProfile(depth=20, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
+OUTPUT_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class GraspNode(Node):
+    """Scores grasps on object clouds; see the module docstring."""
+
+    def __init__(self, **node_kwargs):
+        super().__init__(NODE_NAME, **node_kwargs)
+        declare_all(self)  # ValueError on a bad or unknown parameter
+        self.settings: Settings = read_settings(self)
+        self.scorer, self.model_label, self.trained = load_scorer(self.settings, self.get_logger())
+        warm_up(self.scorer)
+        self.stats = Stats()
+        self.throttle = Throttle(self.settings.log_throttle)
+        self.store = CloudStore(self.settings.cloud_buffer)
+        self.pending = PendingRequests()
+        self.jobs: DropOldestQueue[tuple[Request, CloudEntry]] = DropOldestQueue(self.settings.queue_size)
+        self._diag_previous: dict[str, int] = {}
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+
+        self.pub_scored = self.create_publisher(PointCloud2, "scored_grasps", OUTPUT_QOS)
+        self.pub_markers = self.create_publisher(MarkerArray, "markers", OUTPUT_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
+        self.worker = Worker(self.jobs, self._score)
+        self.worker.start()
+        self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics)
+        self.create_timer(0.1, self._expire_pending)
+        # Subscriptions last: once a publisher sees them matched, the node is ready to serve.
+        self.create_subscription(PointCloud2, "cloud", self._on_cloud, CLOUD_QOS)
+        self.create_subscription(PointCloud2, "contacts", self._on_contacts, REQUEST_QOS)
+        self.create_subscription(PoseArray, "grasp_poses", self._on_poses, REQUEST_QOS)
+        self.get_logger().info(
+            f"ready: model {self.model_label} ({'trained' if self.trained else 'UNTRAINED'}) on "
+            f"{self.scorer.device}, sync={self.settings.sync}, queue_size={self.settings.queue_size}")
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _on_parameters_set(self, _params) -> None:
+        self.settings = read_settings(self)
+        self.throttle.period = self.settings.log_throttle
+        self.store.resize(self.settings.cloud_buffer)
+        for _ in self.jobs.resize(self.settings.queue_size):
+            self.stats.count("dropped")
+
+    def _reject(self, topic: str, reason: str, header=None, counter: str = "invalid") -> None:
+        """Count (as ``counter``), log (throttled per kind of reason) and drop a message."""
+        if counter == "invalid":
+            self.stats.invalid(f"{topic}: {reason}")
+        else:
+            self.stats.count(counter)
+        suppressed = self.throttle(topic + ":" + re.sub(r"[-\d.]+", "#", reason))
+        if suppressed is None:
+            return
+        where = "" if header is None else f" (stamp {describe_stamp((header.stamp.sec, header.stamp.nanosec))}, " \
+                                          f"frame {header.frame_id!r})"
+        more = f" [{suppressed} similar messages suppressed]" if suppressed else ""
+        self.get_logger().warning(f"dropped {topic} message{where}: {reason}{more}")
+
+    def _check_frame(self, header) -> None:
+        if not header.frame_id:
+            raise ValueError("header.frame_id is empty: results could not be placed in any frame")
+
+    # ------------------------------------------------------------------ callbacks (executor thread)
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        self.stats.count("clouds")
+        try:
+            self._check_frame(msg.header)
+            decoded = codec.decode_cloud(msg, self.settings.max_points)
+            check_cloud(decoded.points, decoded.normals)
+        except ValueError as err:
+            self._reject("cloud", str(err), msg.header)
+            return
+        self.store.add(CloudEntry(msg.header, decoded.points, decoded.normals))
+        matched, failed = self.pending.take_matched(self.store, self.settings.sync)
+        for request, reason in failed:
+            self._reject(request.kind, reason, request.header)
+        for request, cloud in matched:
+            self._enqueue(request, cloud)
+
+    def _on_contacts(self, msg: PointCloud2) -> None:
+        received = time.monotonic()
+        self.stats.count("requests")
+        try:
+            self._check_frame(msg.header)
+            decoded = codec.decode_contacts(msg, self.settings.max_points)
+            ids, grasps = decoded.grasps()
+        except ValueError as err:
+            self._reject("contacts", str(err), msg.header)
+            return
+        columns = {**codec.xyz_columns(decoded.points), "grasp_id": decoded.grasp_id.astype(np.uint32)}
+        if decoded.normals is not None:
+            columns.update(codec.normal_columns(decoded.normals))
+        request = Request("contacts", msg.header, received, grasp_ids=ids, grasps=grasps, columns=columns,
+                          contact_grasp=np.searchsorted(ids, decoded.grasp_id))
+        request.stage_ms["decode"] = (time.monotonic() - received) * 1e3
+        self._dispatch(request)
+
+    def _on_poses(self, msg: PoseArray) -> None:
+        received = time.monotonic()
+        self.stats.count("requests")
+        positions = np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses]).reshape(-1, 3)
+        quats = np.array([[p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]
+                          for p in msg.poses]).reshape(-1, 4)
+        try:
+            self._check_frame(msg.header)
+            if len(positions) > self.settings.max_points:
+                raise ValueError(f"{len(positions)} poses, more than max_points={self.settings.max_points}")
+            if not np.isfinite(positions).all():
+                raise ValueError("a pose position is NaN/inf")
+            quaternion_to_matrix(quats)  # raises on zero/NaN orientations
+        except ValueError as err:
+            self._reject("grasp_poses", str(err), msg.header)
+            return
+        request = Request("poses", msg.header, received, positions=positions, quats=quats)
+        request.stage_ms["decode"] = (time.monotonic() - received) * 1e3
+        self._dispatch(request)
+
+    def _dispatch(self, request: Request) -> None:
+        try:
+            cloud = self.store.match(request, self.settings.sync)
+        except ValueError as err:
+            self._reject(request.kind, str(err), request.header)
+            return
+        if cloud is not None:
+            self._enqueue(request, cloud)
+            return
+        evicted = self.pending.add(request)
+        if evicted is not None:
+            self._reject(evicted.kind, "too many requests waiting for their cloud", evicted.header, "unmatched")
+
+    def _enqueue(self, request: Request, cloud: CloudEntry) -> None:
+        dropped = self.jobs.put((request, cloud))
+        if dropped is not None:
+            self.stats.count("dropped")
+            if self.throttle("queue-full") is not None:
+                self.get_logger().warning(
+                    f"scoring queue full (queue_size={self.jobs.capacity}): dropped the oldest request; "
+                    "requests arrive faster than the device scores them")
+
+    def _expire_pending(self) -> None:
+        for request in self.pending.take_expired(self.settings.sync_timeout):
+            reason = self.store.why_unmatched(request, self.settings.sync)
+            self._reject(request.kind, f"no matching cloud within {self.settings.sync_timeout} s: {reason}",
+                         request.header, "unmatched")
+
+    def _publish_diagnostics(self) -> None:
+        array, self._diag_previous = diagnostic_array(
+            self.get_clock().now().to_msg(), self.stats, str(self.scorer.device), self.model_label, self.trained,
+            len(self.jobs), self.jobs.capacity, self._diag_previous)
+        self.pub_diag.publish(array)
+
+    # ------------------------------------------------------------------ worker thread
+    def _score(self, job: tuple[Request, CloudEntry]) -> None:
+        request, cloud = job
+        settings = self.settings
+        try:
+            self.scorer.timings = {}
+            encoded = self._encoded(cloud, settings)
+            if request.kind == "poses":
+                grasps, ids, columns, contact_grasp = self._close_jaws(request, cloud, settings)
+            else:
+                grasps, ids, columns, contact_grasp = (request.grasps, request.grasp_ids, request.columns,
+                                                       request.contact_grasp)
+            scores = self.scorer.score_encoded(encoded, grasps) if grasps else np.zeros(0, np.float32)  # [G]
+            start = time.monotonic()
+            out = codec.encode_cloud(request.header, {**columns, "score": scores[contact_grasp].astype(np.float32)})
+            markers = grasp_markers(request.header, grasps, scores, ids, settings.marker_size)
+            stages = {**request.stage_ms, **self.scorer.timings, "encode": (time.monotonic() - start) * 1e3}
+            self.pub_scored.publish(out)
+            self.pub_markers.publish(markers)
+            self.stats.scored((time.monotonic() - request.received) * 1e3, stages)
+        except ValueError as err:
+            self._reject(request.kind, str(err), request.header)
+        except Exception as err:  # never let one message kill the worker
+            self.get_logger().error(f"internal error while scoring: {err}\n{traceback.format_exc()}")
+            self.stats.invalid(f"internal error: {err}")
+
+    def _encoded(self, cloud: CloudEntry, settings: Settings):
+        """The encoder output for ``cloud`` (computed once, reused by every request on it)."""
+        if cloud.encoded is None or cloud.encoded_for != settings.sample_points:
+            points, normals = cloud.points, cloud.normals
+            if settings.sample_points and len(points) > settings.sample_points:
+                # a fixed random subset: chosen by index only, so it commutes with any rigid motion
+                keep = np.sort(np.random.default_rng(0).choice(len(points), settings.sample_points, replace=False))
+                points, normals = points[keep], None if normals is None else normals[keep]
+            cloud.encoded = self.scorer.encode(points, normals)
+            cloud.encoded_for = settings.sample_points
+        return cloud.encoded
+
+    def _close_jaws(self, request: Request, cloud: CloudEntry, settings: Settings):
+        contacts, valid = close_jaws(cloud.points, request.positions, request.quats, settings.jaw)  # [P, 2, 3]
+        ids = np.flatnonzero(valid)  # [G] pose indices
+        if len(ids) < len(valid):
+            self.stats.count("poses_without_contact", int(len(valid) - len(ids)))
+        grasps = [contacts[i] for i in ids]
+        flat = contacts[ids].reshape(-1, 3)  # [2G, 3]
+        columns = {**codec.xyz_columns(flat), "grasp_id": np.repeat(ids, 2).astype(np.uint32)}
+        return grasps, ids, columns, np.repeat(np.arange(len(ids)), 2)
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``grasp_node``; returns 2 for a bad parameter, 1 for a missing model."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = GraspNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except CheckpointError as err:
+        print(f"[{NODE_NAME}] error: {err}", file=sys.stderr, flush=True)
+        return 1
+    except ValueError as err:
+        print(f"[{NODE_NAME}] error: {err}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The node's parameters: one table with types, ranges, read-only flags and descriptions.
+
+Every parameter is declared with a ``ParameterDescriptor`` so ``ros2 param describe`` shows
+its range, and rclpy itself rejects out-of-range or read-only changes. Choices (``sync``,
+``device``) are checked in an on-set callback, so a bad value is refused with a reason both
+at start-up (from a params file) and at run time. Unknown names in a params file are an
+error at start-up: a typo must not silently leave a default in place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from grasp_equi.gripper import JawGeometry
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+SYNC_CHOICES = ("exact", "latest")
+MIN_POINTS = 4  # the scorer needs at least this many points
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One declared parameter."""
+
+    name: str
+    default: object
+    description: str
+    read_only: bool = False
+    value_range: tuple | None = None  # (lo, hi), inclusive; int or float by the default's type
+    choices: tuple[str, ...] | None = None
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("model_path", "", "safetensors checkpoint; '' = the shipped weights", read_only=True),
+    Spec("allow_untrained", False, "if the shipped weights are missing, score with a random untrained "
+         "model instead of exiting (demo/test use only)", read_only=True),
+    Spec("device", "auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present)", read_only=True),
+    Spec("sync", "exact", "match contacts to the cloud with the same header.stamp (exact) or to the "
+         "latest cloud in the same frame (latest)", choices=SYNC_CHOICES),
+    Spec("sync_timeout", 2.0, "seconds a request waits for its cloud before it is dropped", value_range=(0.0, 60.0)),
+    Spec("max_points", 1_000_000, "clouds with more points are rejected", value_range=(MIN_POINTS, 50_000_000)),
+    Spec("sample_points", 0, "0 = score on every point; N = larger clouds are reduced to a fixed random "
+         f"subset of N points first (N >= {MIN_POINTS})", value_range=(0, 50_000_000)),
+    Spec("queue_size", 2, "scoring jobs waiting for the worker; when full the oldest is dropped",
+         value_range=(1, 64)),
+    Spec("cloud_buffer", 10, "recent clouds kept for exact-stamp matching", value_range=(1, 100)),
+    Spec("gripper.max_width", 0.08, "grasp_poses: jaw opening in metres", value_range=(0.001, 1.0)),
+    Spec("gripper.finger_depth", 0.03, "grasp_poses: pad length back from the fingertip, metres",
+         value_range=(0.001, 0.5)),
+    Spec("gripper.finger_width", 0.02, "grasp_poses: pad width across the closing direction, metres",
+         value_range=(0.001, 0.5)),
+    Spec("gripper.contact_tolerance", 0.002, "grasp_poses: points this close to the first touch form the "
+         "contact patch, metres", value_range=(0.0001, 0.05)),
+    Spec("marker_size", 0.008, "diameter of the contact spheres in RViz, metres", value_range=(0.0001, 1.0)),
+    Spec("diagnostics_period", 1.0, "seconds between /diagnostics messages", read_only=True,
+         value_range=(0.1, 60.0)),
+    Spec("log_throttle", 5.0, "seconds between repeated warnings of one kind", value_range=(0.0, 3600.0)),
+)
+BUILTIN = {"use_sim_time", "start_type_description_service"}
+
+
+@dataclass
+class Settings:
+    """A snapshot of the parameter values the node reads while serving."""
+
+    model_path: str = ""
+    allow_untrained: bool = False
+    device: str = "auto"
+    sync: str = "exact"
+    sync_timeout: float = 2.0
+    max_points: int = 1_000_000
+    sample_points: int = 0
+    queue_size: int = 2
+    cloud_buffer: int = 10
+    jaw: JawGeometry = field(default_factory=JawGeometry)
+    marker_size: float = 0.008
+    diagnostics_period: float = 1.0
+    log_throttle: float = 5.0
+
+
+def _descriptor(spec: Spec) -> ParameterDescriptor:
+    desc = ParameterDescriptor(name=spec.name, description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        desc.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.name == "device":
+        desc.additional_constraints = "auto, cpu, cuda or cuda:N"
+    if spec.value_range is not None:
+        lo, hi = spec.value_range
+        if isinstance(spec.default, int):
+            desc.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=1)]
+        else:
+            desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    return desc
+
+
+def check_values(params: list[Parameter]) -> SetParametersResult:
+    """On-set callback: the checks a descriptor cannot express."""
+    for p in params:
+        if p.name == "sync" and p.value not in SYNC_CHOICES:
+            return SetParametersResult(successful=False, reason=f"sync must be one of {SYNC_CHOICES}; got {p.value!r}")
+        if p.name == "device" and not DEVICE_PATTERN.match(str(p.value)):
+            return SetParametersResult(successful=False,
+                                       reason=f"device must be auto, cpu, cuda or cuda:N; got {p.value!r}")
+        if p.name == "sample_points" and 0 < int(p.value) < MIN_POINTS:
+            return SetParametersResult(successful=False,
+                                       reason=f"sample_points must be 0 or >= {MIN_POINTS}; got {p.value}")
+    return SetParametersResult(successful=True)
+
+
+def declare_all(node: Node) -> None:
+    """Declare every parameter; raise ``ValueError`` (with the reason) for a bad or unknown value."""
+    node.add_on_set_parameters_callback(check_values)
+    known = {s.name for s in SPECS}
+    unknown = sorted(set(getattr(node, "_parameter_overrides", {})) - known - BUILTIN)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; known: {sorted(known)}")
+    for spec in SPECS:
+        try:
+            node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        except ParameterException as err:
+            raise ValueError(f"parameter {spec.name}: {err}") from None
+        except TypeError as err:  # e.g. rclpy on a value whose type does not match
+            raise ValueError(f"parameter {spec.name}: expected {type(spec.default).__name__} ({err})") from None
+
+
+def read_settings(node: Node) -> Settings:
+    """The current values as a ``Settings`` snapshot."""
+    value = {s.name: node.get_parameter(s.name).value for s in SPECS}
+    jaw = JawGeometry(value["gripper.max_width"], value["gripper.finger_depth"], value["gripper.finger_width"],
+                      value["gripper.contact_tolerance"])
+    plain = {f.name: value[f.name] for f in fields(Settings) if f.name in value}
+    return Settings(jaw=jaw, **plain)

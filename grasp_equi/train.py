@@ -1,0 +1,194 @@
+"""``grasp-equi train``: train a grasp stability model on a generated dataset.
+
+Splits are by family (``DATA/splits.json``): the model learns on the train families, early
+stopping watches the val families, and the test families are only touched by ``evaluate``
+(and by ``--publish``, which evaluates the best checkpoint there and writes the model card).
+
+Multi-GPU: launch the same command with ``torchrun --nproc_per_node=N -m grasp_equi.train ...``;
+each process trains on its own shard of the clouds under DDP and rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from grasp_equi.model import ModelConfig, build_model
+from grasp_equi.scorer import resolve_device
+from grasp_equi.training.dataset import describe, prepare_records
+from grasp_equi.training.loop import DistContext, TrainSettings, fit
+from grasp_equi.training.splits import load_split, subsample_objects
+
+# The shipped model's hyper-parameters (``make train`` uses these defaults). Smaller than
+# ``ModelConfig``'s defaults so that it trains in hours on a 2-core CPU: M = 128 nodes and a
+# 0.4 radius (~11 neighbours per node instead of ~38) cut a training step ~10x.
+SHIPPED_MODEL = dict(num_nodes=128, irreps_hidden="24x0e + 6x1o + 2x2e", radius=0.4, avg_neighbors=8.0)
+# The PointNet baseline shares M, the radius and the training budget.
+BASELINE_MODEL = dict(architecture="pointnet", num_nodes=128, radius=0.4, baseline_width=64)
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainSettings()
+    parser.add_argument("--data", required=True, type=Path, help="dataset directory (from `grasp-equi generate`)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory (checkpoints, metrics.csv)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--architecture", choices=["equivariant", "pointnet"], default="equivariant",
+                        help="equivariant (shipped) or the non-equivariant PointNet baseline")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=_parse_override,
+                        metavar="KEY=VALUE", help="model config override, e.g. --set num_nodes=256 (repeatable)")
+    parser.add_argument("--steps", type=int, default=d.steps, help="maximum optimiser steps")
+    parser.add_argument("--epochs", type=float, help="train for this many passes over the clouds (sets --steps)")
+    parser.add_argument("--max-minutes", type=float, default=d.max_minutes,
+                        help="wall-clock budget; the cosine schedule is stretched to end on it")
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--warmup", type=int, default=d.warmup_steps, help="linear warm-up steps")
+    parser.add_argument("--batch", type=int, default=d.batch_clouds, help="clouds per step")
+    parser.add_argument("--grasps-per-cloud", type=int, default=d.grasps_per_cloud)
+    parser.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between validations")
+    parser.add_argument("--patience", type=int, default=d.patience, help="validations without improvement")
+    parser.add_argument("--val-clouds", type=int, default=d.val_max_clouds, help="validation clouds used")
+    parser.add_argument("--augment-rotations", action="store_true",
+                        help="random rotation per cloud and step (for the non-equivariant baseline)")
+    parser.add_argument("--fraction", type=float, default=1.0,
+                        help="train on this fraction of the training objects (data-efficiency study)")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--cache", type=Path, help="preprocessed-cloud cache file (default: RUN/prepared_*.safetensors)")
+    parser.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    parser.add_argument("--publish", type=Path, metavar="DIR",
+                        help="after training: copy the best checkpoint to DIR, evaluate it on the test "
+                             "families and (re)write DIR/MODEL_CARD.md")
+    parser.add_argument("--publish-name", help="file name in DIR (default grasp_equi.safetensors, "
+                                               "baseline.safetensors for --architecture pointnet)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def model_config(args) -> ModelConfig:
+    base = dict(SHIPPED_MODEL if args.architecture == "equivariant" else BASELINE_MODEL)
+    base.update(dict(args.overrides))
+    base["architecture"] = args.architecture
+    try:
+        return ModelConfig.from_dict({**ModelConfig().to_dict(), **base})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"bad --set override: {err}") from None
+
+
+def settings_from(args, num_train_clouds: int, world: int) -> TrainSettings:
+    steps = args.steps
+    if args.epochs is not None:
+        per_epoch = max(1, -(-num_train_clouds // (args.batch * world)))
+        steps = max(1, int(round(args.epochs * per_epoch)))
+    return TrainSettings(
+        steps=steps, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=min(args.warmup, max(1, steps // 10)),
+        batch_clouds=args.batch, grasps_per_cloud=args.grasps_per_cloud, eval_every=args.eval_every,
+        patience=args.patience, max_minutes=args.max_minutes, augment_rotations=args.augment_rotations,
+        val_max_clouds=args.val_clouds, seed=args.seed,
+    )
+
+
+def _init_distributed(device_arg: str) -> tuple[DistContext, torch.device]:
+    """Single process, or one rank of a ``torchrun`` job (NCCL on GPUs, Gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(), resolve_device(device_arg)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and not str(device_arg).startswith("cpu")
+    device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return DistContext(rank, world), device
+
+
+def _log(ctx: DistContext, msg: str) -> None:
+    if ctx.main:
+        print(msg, flush=True)
+
+
+def run(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ctx, device = _init_distributed(args.device)
+    config = model_config(args)
+    train_samples = subsample_objects(load_split(args.data, "train"), args.fraction, args.seed)
+    val_samples = load_split(args.data, "val")
+    if not train_samples or not val_samples:
+        raise ValueError(f"{args.data}: empty train or val split ({len(train_samples)} / {len(val_samples)} clouds)")
+    cache = args.cache or args.out / f"prepared_M{config.num_nodes}_k{config.normal_k}.safetensors"
+    progress = not args.quiet
+    t0 = time.perf_counter()
+    train = prepare_records(train_samples, config.num_nodes, config.normal_k,
+                            cache.with_name(cache.stem + "_train.safetensors"), progress and ctx.main)
+    val = prepare_records(val_samples, config.num_nodes, config.normal_k,
+                          cache.with_name(cache.stem + "_val.safetensors"), progress and ctx.main)
+    _log(ctx, f"preprocessed {len(train)} train / {len(val)} val clouds in {time.perf_counter() - t0:.0f} s; "
+              f"train: {json.dumps(describe(train))}")
+    settings = settings_from(args, len(train), ctx.world)
+
+    torch.manual_seed(args.seed)
+    model = build_model(config).to(device)
+    _log(ctx, f"{config.architecture} model, {sum(p.numel() for p in model.parameters())} parameters, "
+              f"device {device}, world size {ctx.world}; {json.dumps(dataclasses.asdict(settings))}")
+    if ctx.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    extra = {"command": _command_line(), "data_dir": str(args.data), "fraction": args.fraction,
+             "hardware": _hardware(device, ctx.world), "torch": torch.__version__}
+    shard = train[ctx.rank::ctx.world]
+    summary = fit(model, config, settings, shard, val, args.out, device, resume=args.resume, ctx=ctx,
+                  extra_info=extra, progress=progress)
+    _log(ctx, f"done: {json.dumps(summary)}")
+    if ctx.world > 1:
+        dist.destroy_process_group()
+    if args.publish and ctx.main:
+        from grasp_equi.training.publish import publish
+
+        name = args.publish_name or ("baseline.safetensors" if config.architecture == "pointnet"
+                                     else "grasp_equi.safetensors")
+        publish(args.out / "best.safetensors", args.publish / name, args.data, device=str(device),
+                progress=progress)
+    return 0
+
+
+def _command_line() -> str:
+    """How this run was started, for the model card."""
+    prog = "grasp-equi" if Path(sys.argv[0]).name == "grasp-equi" else "python -m grasp_equi.train"
+    return " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]])
+
+
+def _hardware(device: torch.device, world: int) -> str:
+    if device.type == "cuda":
+        return f"{world} x {torch.cuda.get_device_name(device)}"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
+           f"{torch.get_num_threads()} torch threads) x {world} process(es)"
+
+
+def main(argv=None) -> int:  # ``python -m grasp_equi.train`` (e.g. under torchrun)
+    parser = argparse.ArgumentParser(prog="grasp-equi train", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

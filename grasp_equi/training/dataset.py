@@ -1,0 +1,176 @@
+"""Labelled clouds -> graph batches for training and validation.
+
+The expensive per-cloud preprocessing (centring/scaling, farthest-point sampling, normal
+estimation) runs once per cloud and is cached (in memory, optionally on disk as
+safetensors); a training step only gathers grasps and collates. Normals are *estimated*
+(``normals=None``), exactly as ``GraspScorer`` does at inference time, so the network never
+trains on cleaner inputs than it will see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from grasp_equi import keys
+from grasp_equi.graph import PreparedCloud, collate, normalise_contacts, prepare_cloud
+
+
+@dataclass
+class CloudRecord:
+    """One preprocessed cloud with all its grasps (contacts in the cloud's normalised frame)."""
+
+    cloud: PreparedCloud
+    contacts: torch.Tensor  # [C, 3] float32, all grasps' contacts back to back
+    num_contacts: np.ndarray  # [G] int64, K of each grasp
+    offsets: np.ndarray  # [G + 1] int64, grasp g's contacts are contacts[offsets[g]:offsets[g+1]]
+    labels: np.ndarray  # [G] float32, robust P(force closure)
+    family: str
+    object_id: str
+    partial: bool
+
+    @property
+    def num_grasps(self) -> int:
+        return len(self.labels)
+
+
+def _fingerprint(samples: Sequence, num_nodes: int, normal_k: int) -> str:
+    """Cheap identity of a sample list + preprocessing settings (guards a disk cache)."""
+    h = hashlib.sha1(f"{num_nodes}/{normal_k}/{len(samples)}".encode())
+    for s in samples:
+        pts = np.ascontiguousarray(s.points, dtype=np.float32)
+        h.update(f"{s.object_id}/{s.partial}/{pts.shape[0]}".encode())
+        h.update(pts[:8].tobytes())
+    return h.hexdigest()
+
+
+def _prepare_all(samples: Sequence, num_nodes: int, normal_k: int, progress: bool) -> list[PreparedCloud]:
+    clouds = []
+    for s in tqdm(samples, desc="preprocess clouds", disable=not progress, unit="cloud"):
+        pts = torch.as_tensor(np.asarray(s.points, dtype=np.float64))  # [N, 3]
+        clouds.append(prepare_cloud(pts, None, num_nodes, normal_k))
+    return clouds
+
+
+def _save_cache(path: Path, clouds: list[PreparedCloud], fingerprint: str) -> None:
+    sizes = torch.tensor([c.node_pos.shape[0] for c in clouds])
+    tensors = {
+        "node_pos": torch.cat([c.node_pos for c in clouds]).contiguous(),  # [sum M, 3]
+        "node_normal": torch.cat([c.node_normal for c in clouds]).contiguous(),  # [sum M, 3]
+        "sizes": sizes,  # [B]
+        "center": torch.stack([c.center for c in clouds]),  # [B, 3] float64
+        "scale": torch.stack([c.scale for c in clouds]),  # [B] float64
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"fingerprint": fingerprint})
+    tmp.replace(path)
+
+
+def _load_cache(path: Path, fingerprint: str) -> list[PreparedCloud] | None:
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}).get("fingerprint") != fingerprint:
+                return None
+            t = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception:  # a corrupt cache is simply rebuilt
+        return None
+    pos = torch.split(t["node_pos"], t["sizes"].tolist())
+    nrm = torch.split(t["node_normal"], t["sizes"].tolist())
+    return [PreparedCloud(p, n, c, s) for p, n, c, s in zip(pos, nrm, t["center"], t["scale"])]
+
+
+def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache: Path | None = None,
+                    progress: bool = True) -> list[CloudRecord]:
+    """Preprocess every ``CloudSample`` once (or read the result from ``cache``)."""
+    if not samples:
+        return []
+    fingerprint = _fingerprint(samples, num_nodes, normal_k)
+    clouds = _load_cache(Path(cache), fingerprint) if cache else None
+    if clouds is None:
+        clouds = _prepare_all(samples, num_nodes, normal_k, progress)
+        if cache:
+            _save_cache(Path(cache), clouds, fingerprint)
+    records = []
+    for s, cloud in zip(samples, clouds):
+        grasps = [np.asarray(g, dtype=np.float64) for g in s.grasps]
+        counts = np.array([len(g) for g in grasps], dtype=np.int64)  # [G]
+        flat = torch.as_tensor(np.concatenate(grasps)) if grasps else torch.zeros(0, 3, dtype=torch.float64)
+        records.append(CloudRecord(
+            cloud=cloud, contacts=normalise_contacts(flat, cloud), num_contacts=counts,
+            offsets=np.concatenate([[0], np.cumsum(counts)]),
+            labels=np.asarray(s.labels, dtype=np.float32), family=str(s.family),
+            object_id=str(s.object_id), partial=bool(s.partial),
+        ))
+    return records
+
+
+def _rotate(cloud: PreparedCloud, contacts: torch.Tensor, rot: torch.Tensor):
+    """Rotate a prepared cloud and its contacts about the centroid (already the origin)."""
+    # Preprocessing commutes with rotations (invariant FPS start, centroid-based normal sign),
+    # so rotating the prepared tensors equals preprocessing a rotated input cloud.
+    return (PreparedCloud(cloud.node_pos @ rot.T, cloud.node_normal @ rot.T, cloud.center, cloud.scale),
+            contacts @ rot.T)
+
+
+def random_rotations(count: int, rng: np.random.Generator) -> torch.Tensor:
+    """``[count, 3, 3]`` uniformly random proper rotations (QR of Gaussian matrices)."""
+    q, r = np.linalg.qr(rng.normal(size=(count, 3, 3)))
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]  # unique, Haar-distributed
+    q[np.linalg.det(q) < 0, :, 0] *= -1  # proper rotations only
+    return torch.as_tensor(q, dtype=torch.float32)
+
+
+def make_batch(records: Sequence[CloudRecord], picks: Sequence[tuple[int, np.ndarray]],
+               rotations: torch.Tensor | None = None, device: torch.device | str = "cpu"):
+    """Collate ``picks`` = ``[(record index, grasp indices), ...]`` into ``(batch, labels [G])``.
+
+    ``rotations`` ``[len(picks), 3, 3]`` optionally rotates each cloud with its grasps
+    (augmentation for the non-equivariant baseline, or evaluation under rotation).
+    """
+    clouds, contacts, labels = [], [], []
+    for i, (rec_idx, grasp_idx) in enumerate(picks):
+        rec = records[rec_idx]
+        rows = np.concatenate([np.arange(rec.offsets[g], rec.offsets[g + 1]) for g in grasp_idx])
+        c = rec.contacts[torch.as_tensor(rows)]  # [C_b, 3]
+        cloud = rec.cloud
+        if rotations is not None:
+            cloud, c = _rotate(cloud, c, rotations[i])
+        clouds.append(cloud)
+        contacts.append(list(torch.split(c, rec.num_contacts[grasp_idx].tolist())))
+        labels.append(torch.as_tensor(rec.labels[grasp_idx]))
+    batch = collate(clouds, contacts)
+    batch[keys.GRASP_LABEL] = torch.cat(labels)  # [G]
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def class_weights(records: Sequence[CloudRecord], threshold: float = 0.5) -> tuple[float, float]:
+    """``(w_stable, w_unstable)`` so both classes weigh half of the loss in expectation."""
+    labels = np.concatenate([r.labels for r in records]) if records else np.zeros(0)
+    frac = float((labels >= threshold).mean()) if len(labels) else 0.5
+    frac = min(max(frac, 0.02), 0.98)  # a degenerate split must not explode the weights
+    return 0.5 / frac, 0.5 / (1.0 - frac)
+
+
+def describe(records: Sequence[CloudRecord]) -> dict:
+    """Counts for logs and the model card."""
+    labels = np.concatenate([r.labels for r in records]) if records else np.zeros(0)
+    ks = np.concatenate([r.num_contacts for r in records]) if records else np.zeros(0)
+    return {
+        "clouds": len(records),
+        "partial_clouds": int(sum(r.partial for r in records)),
+        "grasps": int(len(labels)),
+        "stable_fraction": float((labels >= 0.5).mean()) if len(labels) else None,
+        "grasps_per_k": {int(k): int((ks == k).sum()) for k in np.unique(ks)},
+        "families": sorted({r.family for r in records}),
+    }

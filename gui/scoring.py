@@ -1,0 +1,70 @@
+"""Scoring a posed scene with every model, and the orientations of a sweep (Qt-free).
+
+Each call runs the full public pipeline (``GraspScorer.score``: validation, sampling,
+normals, encoder, head) on freshly rotated arrays: nothing is cached between poses, so a
+flat line in the sweep plot is the network's invariance, not a stored number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from grasp_equi.geometry import random_rotation, rotation_about_axis
+from gui.models import ModelSlot
+
+SWEEP_STEPS = 72  # 5 degree steps
+AXES = {"x": np.array([1.0, 0.0, 0.0]), "y": np.array([0.0, 1.0, 0.0]), "z": np.array([0.0, 0.0, 1.0])}
+RANDOM_AXES = "random axes"
+SWEEP_MODES = (*AXES, RANDOM_AXES)
+
+
+@dataclass(frozen=True)
+class PosedScene:
+    """Everything a scoring job needs, copied out of the scene (object frame + pose)."""
+
+    points: np.ndarray  # [N, 3]
+    normals: np.ndarray | None  # [N, 3]
+    grasps: tuple[np.ndarray, ...]  # each [K, 3]
+    center: np.ndarray  # [3] the pose rotates about this point
+    rotation: np.ndarray  # [3, 3]
+    version: int
+
+    @classmethod
+    def from_scene(cls, scene) -> "PosedScene":
+        obj = scene.object
+        return cls(obj.points.copy(), None if obj.normals is None else obj.normals.copy(),
+                   tuple(g.copy() for g in scene.grasps), obj.center.copy(), scene.rotation.copy(), scene.version)
+
+
+def score_at(slots: list[ModelSlot], posed: PosedScene, rotation: np.ndarray) -> dict[str, np.ndarray]:
+    """Rotate cloud, normals and contacts to ``rotation`` about the centroid and score them."""
+    c = posed.center
+    points = (posed.points - c) @ rotation.T + c  # [N, 3]
+    normals = None if posed.normals is None else posed.normals @ rotation.T  # [N, 3]
+    grasps = [(g - c) @ rotation.T + c for g in posed.grasps]  # each [K, 3]
+    return {slot.key: slot.scorer.score(points, grasps, normals) for slot in slots if slot.available}
+
+
+def sweep_rotations(mode: str, steps: int = SWEEP_STEPS, seed: int = 0) -> list[tuple[float, np.ndarray]]:
+    """``(angle_deg, R)`` for each sweep step, applied on top of the current pose.
+
+    About a fixed axis: angles 0, 5, ..., 355 degrees. ``"random axes"``: the same angles,
+    each about a fresh random axis, so the cloud visits unrelated orientations. Step 0 is
+    always the identity (the pose the sweep starts from).
+    """
+    if mode not in SWEEP_MODES:
+        raise ValueError(f"sweep mode must be one of {SWEEP_MODES}, got {mode!r}")
+    if steps < 2:
+        raise ValueError(f"a sweep needs at least 2 steps, got {steps}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(steps):
+        angle = 360.0 * i / steps
+        if mode in AXES:
+            axis = AXES[mode]
+        else:
+            axis = random_rotation(rng)[:, 0]  # a uniformly random unit vector
+        out.append((angle, np.eye(3) if i == 0 else rotation_about_axis(axis, np.radians(angle))))
+    return out

@@ -1,0 +1,119 @@
+"""``grasp-equi bench`` and the CPU fast paths of the scoring pipeline.
+
+The fast paths (numpy FPS, k-d tree neighbours, node pre-check of contact distances) must
+give the same answers as the plain torch versions used on the GPU; the benchmark must run
+through the real CLI, write its records, and work on a box without ROS/Qt/open3d.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ellipsoid_cloud, random_grasps
+from grasp_equi.cli import main
+from grasp_equi.geometry import _fps_torch, exact_cdist, farthest_point_sampling, nearest_neighbours
+
+# A small model and one thread keep these runs to seconds on a busy 2-core machine.
+FAST = ["--threads", "1", "--budget", "0",
+        "--model-config", "num_nodes=64,irreps_hidden=8x0e+2x1o+1x2e,radial_hidden=8,readout_hidden=16"]
+
+
+@pytest.mark.parametrize("n", [50, 3000])
+def test_numpy_fps_picks_the_same_points_as_the_torch_loop(rng, n):
+    points = torch.as_tensor(ellipsoid_cloud(n, rng=rng, noise=1e-3)[0] / 0.05, dtype=torch.float32)
+    fast = farthest_point_sampling(points, 40)  # CPU tensor -> numpy path
+    start = torch.argmax(((points - points.mean(0)) ** 2).sum(1))
+    assert torch.equal(fast, _fps_torch(points, start, 40))
+    assert len(set(fast.tolist())) == 40
+
+
+def test_kdtree_neighbours_equal_the_exact_distance_matrix(rng):
+    cloud = torch.as_tensor(rng.normal(size=(2000, 3)), dtype=torch.float32)
+    queries = cloud[:64]
+    fast = nearest_neighbours(queries, cloud, 16)
+    exact = exact_cdist(queries, cloud).topk(16, dim=1, largest=False).indices
+    assert torch.equal(fast.sort(dim=1).values, exact.sort(dim=1).values)
+
+
+def test_contact_check_agrees_with_a_full_search(small_scorer, rng):
+    """Contacts pass via the sampled nodes; a far one still gets its exact distance in the error."""
+    points, _ = ellipsoid_cloud(5000, rng=rng)
+    contacts = random_grasps(points, 6, 2, rng)
+    assert small_scorer.score(points, contacts).shape == (6,)
+    far = contacts.copy()
+    far[4, 1] = points[0] * 3.0  # 2 object radii out
+    exact = np.linalg.norm(points - far[4, 1], axis=1).min()
+    with pytest.raises(ValueError, match="grasp 4: a contact lies") as err:
+        small_scorer.score(points, far)
+    reported = float(re.search(r"lies (\S+) from", str(err.value)).group(1))
+    assert reported == pytest.approx(exact, rel=1e-3)  # the exact cloud distance, not the node bound
+
+
+def _records(path):
+    records = json.loads(path.read_text())
+    for r in records:
+        assert {"device", "n_points", "n_grasps", "stage_ms", "total_ms_median"} <= set(r)
+    return records
+
+
+def test_bench_cli_writes_records_with_every_stage(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--device", "cpu", "--n-points", "3000", "--n-grasps", "1,16", *FAST,
+                 "--json", str(out), "--plot", str(tmp_path / "bench.png")])
+    assert code == 0
+    records = _records(out)
+    assert [(r["n_points"], r["n_grasps"]) for r in records] == [(3000, 1), (3000, 16)]
+    for r in records:
+        assert r["device"] == "cpu" and r["repeats"] >= 5
+        assert {"sampling", "normals", "graph", "encoder", "head", "decode", "encode"} <= set(r["stage_ms"])
+        assert r["total_ms_p10"] <= r["total_ms_median"] <= r["total_ms_p90"]
+        # the stages the scorer times are parts of its end-to-end call
+        inside = sum(r["stage_ms"][s] for s in ("sampling", "normals", "graph", "encoder", "head"))
+        assert inside <= r["total_ms_median"] * 1.5
+        assert r["invariance_max_abs"] < 1e-4
+        assert r["host_peak_mb"] is None or r["host_peak_mb"] > 10
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
+    assert "| cpu | 3,000 | 16 |" in capsys.readouterr().out
+
+
+def test_bench_runs_without_ros_qt_open3d(tmp_path):
+    """A GPU box has torch/e3nn/numpy/scipy only: block the rest and run the CLI in a fresh process."""
+    out = tmp_path / "bare.json"
+    script = textwrap.dedent(f"""
+        import sys
+        for name in ("rclpy", "sensor_msgs", "std_msgs", "open3d", "trimesh", "PySide6", "pyqtgraph"):
+            sys.modules[name] = None  # any import of these now raises ImportError
+        from grasp_equi.cli import main
+        code = main(["bench", "--device", "cpu", "--n-points", "2000", "--n-grasps", "4", *{FAST!r},
+                     "--json", {str(out)!r}])
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "open3d", "trimesh", "PySide6")
+                        and sys.modules[m] is not None)
+        assert not loaded, loaded
+        sys.exit(code)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "decode/encode stages left out" in done.stderr
+    (record,) = _records(out)
+    assert "decode" not in record["stage_ms"] and record["stage_ms"]["encoder"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "cuda"], "CUDA is not available"),
+    (["--precision", "fp8"], "--precision takes"),
+    (["--k", "1"], "--k must be >= 2"),
+    (["--model-config", "num_nodes=8", "--weights", "x.safetensors"], "cannot be combined"),
+])
+def test_bench_bad_options_give_a_message(argv, message, capsys):
+    if argv[:2] == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    assert main(["bench", *argv]) == 1
+    assert message in capsys.readouterr().err

@@ -1,0 +1,164 @@
+"""MuJoCo grasp trials (real simulation, no mocks) and the ``validate-physics`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+from scipy.spatial import ConvexHull
+
+pytest.importorskip("mujoco")
+
+from grasp_equi.cli import main  # noqa: E402
+from grasp_equi.physics.pieces import convex_pieces  # noqa: E402
+from grasp_equi.physics.trial import GraspSimulator  # noqa: E402
+
+BOX = (0.05, 0.04, 0.06)
+BAR = (0.20, 0.03, 0.03)  # wood: 126 g
+WOOD = 700.0  # kg/m^3
+
+
+def _box_sim(extents, density=700.0) -> GraspSimulator:
+    mesh = trimesh.creation.box(extents=extents)
+    return GraspSimulator(mesh, mass=density * float(np.prod(extents)))
+
+
+@pytest.fixture(scope="module")
+def box_sim():
+    return _box_sim(BOX)
+
+
+@pytest.fixture(scope="module")
+def bar_sim():
+    return _box_sim(BAR, WOOD)
+
+
+def test_box_gripped_through_its_centre_is_held(box_sim):
+    half = BOX[0] / 2
+    result = box_sim.trial(np.array([[half, 0, 0], [-half, 0, 0]]))
+    assert result.status == "held" and result.held is True
+    assert result.slip < 0.005  # it barely moved in the hand
+    # the jaws pressed on the two faces that were grasped, with outward normals ±x
+    assert np.allclose(np.abs(result.jaw_contacts[:, 0]), half, atol=0.001)
+    assert np.allclose(result.jaw_normals, [[1, 0, 0], [-1, 0, 0]], atol=0.05)
+
+
+def test_bar_gripped_off_centre_falls_during_the_shake_but_not_at_its_centre(bar_sim):
+    half = BAR[1] / 2
+    centre = bar_sim.trial(np.array([[0.0, half, 0], [0.0, -half, 0]]))
+    assert centre.held is True
+    off = bar_sim.trial(np.array([[0.09, half, 0], [0.09, -half, 0]]))
+    assert off.status == "dropped" and off.held is False
+    assert off.lost_in == "shake"  # it survived the lift: the shake's extra load broke the grasp
+    assert off.slip > 0.02
+
+
+def test_fingers_closing_beside_the_object_hold_nothing(box_sim):
+    beside = box_sim.trial(np.array([[0.0, 0.05, 0.035], [0.0, 0.05, -0.035]]))  # next to the +y face
+    assert beside.status == "missed" and beside.held is False
+
+
+def test_unplaceable_grasps_are_reported_apart_from_failures():
+    plate = _box_sim((0.06, 0.3, 0.3))  # every approach to its face centres hits the plate
+    collided = plate.trial(np.array([[0.03, 0, 0], [-0.03, 0, 0]]))
+    assert collided.status == "collision" and collided.held is None
+    too_wide = plate.trial(np.array([[0.0, 0.06, 0], [0.0, -0.06, 0]]))
+    assert too_wide.status == "too_wide" and too_wide.held is None
+
+
+def test_same_grasp_same_outcome(bar_sim):
+    grasp = np.array([[0.05, BAR[1] / 2, 0.002], [0.05, -BAR[1] / 2, 0.002]])
+    first, second = bar_sim.trial(grasp), bar_sim.trial(grasp)
+    assert first.status == second.status
+    assert first.slip == second.slip and np.array_equal(first.jaw_contacts, second.jaw_contacts)
+
+
+def test_bad_contacts_are_refused(box_sim):
+    with pytest.raises(ValueError, match="2 finite contacts"):
+        box_sim.trial(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="2 finite contacts"):
+        box_sim.trial(np.array([[np.nan, 0, 0], [0, 0, 0]]))
+    with pytest.raises(ValueError, match="mass"):
+        GraspSimulator(trimesh.creation.box(extents=BOX), mass=0.0)
+
+
+def _inside(vertices: np.ndarray, points: np.ndarray, tol: float = 1e-6) -> np.ndarray:
+    """Which ``points`` lie inside the convex hull of ``vertices`` (facet half-spaces)."""
+    eq = ConvexHull(vertices).equations  # [F, 4]: n . x + d <= 0 inside
+    return (points @ eq[:, :3].T + eq[:, 3] <= tol).all(axis=1)
+
+
+def test_non_convex_objects_collide_as_their_surface_not_their_hull():
+    torus = trimesh.creation.torus(major_radius=0.04, minor_radius=0.012, major_sections=32, minor_sections=12)
+    pieces = convex_pieces(torus)
+    assert len(pieces) > 10
+    # the hole stays empty (a single hull would fill it) ...
+    assert not any(_inside(p, np.zeros((1, 3)))[0] for p in pieces)
+    # ... every point of the surface lies on or inside some piece ...
+    surface, _ = trimesh.sample.sample_surface(torus, 300, seed=0)
+    covered = np.zeros(len(surface), dtype=bool)
+    for p in pieces:
+        covered |= _inside(p, surface, tol=1e-5)
+    assert covered.all()
+    # ... and no piece reaches more than 1 mm outside the surface (checked on its vertices)
+    outside = np.concatenate(pieces)
+    radial = np.linalg.norm(outside[:, :2], axis=1) - 0.04
+    tube = np.sqrt(radial**2 + outside[:, 2] ** 2) - 0.012  # signed distance to the torus
+    assert tube.max() < 0.001
+    assert len(convex_pieces(trimesh.creation.box(extents=BOX))) == 1
+
+
+def _validate(tmp_path, name, *extra):
+    out = tmp_path / f"{name}.json"
+    code = main(["validate-physics", "--families", "box", "cylinder", "--objects", "1", "--grasps-per-object", "4",
+                 "--seed", "3", "--json", str(out), "--plot", str(tmp_path / f"{name}.png"), *extra])
+    assert code == 0
+    return json.loads(out.read_text())
+
+
+def test_validate_command_is_reproducible_and_reports_agreement(tmp_path, capsys):
+    one = _validate(tmp_path, "one")
+    two = _validate(tmp_path, "two", "--workers", "2")  # parallel workers: same outcomes, same order
+    assert [t["status"] for t in one["trials"]] == [t["status"] for t in two["trials"]]
+    assert [t["slip"] for t in one["trials"]] == [t["slip"] for t in two["trials"]]
+    assert len(one["trials"]) == 8 and set(one["per_family"]) == {"box", "cylinder"}
+    overall = one["overall"]
+    counted = [t for t in one["trials"] if t["held"] is not None]
+    assert overall["trials"] == len(counted)
+    stable = np.array([t["label"] >= 0.5 for t in counted])
+    held = np.array([t["held"] for t in counted])
+    assert overall["accuracy"] == pytest.approx(float((stable == held).mean()))
+    assert (tmp_path / "one.png").stat().st_size > 10_000
+    out = capsys.readouterr().out
+    assert "kappa" in out
+
+
+def test_validate_scores_with_given_weights(tmp_path):
+    import torch
+
+    from grasp_equi.checkpoint import save_checkpoint
+    from grasp_equi.model import ModelConfig, build_model
+
+    from conftest import SMALL_MODEL
+
+    config = ModelConfig(**SMALL_MODEL)
+    torch.manual_seed(0)
+    weights = save_checkpoint(tmp_path / "w.safetensors", build_model(config), config)
+    report = _validate(tmp_path, "w", "--weights", str(weights), "--device", "cpu", "--cloud-points", "512")
+    scores = np.array([t["score"] for t in report["trials"]])
+    assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+    assert "model_auc" in report["overall"] and report["model_skipped"] is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--families", "teapot"], "unknown families"),
+    (["--objects", "0"], "--objects must be >= 1"),
+    (["--grip-force", "-3"], "--grip-force must be positive"),
+    (["--weights", "/nonexistent.safetensors"], "no such file"),
+    (["--meshes", "/nonexistent_dir"], "not a directory"),
+])
+def test_validate_refuses_bad_input_with_a_message(argv, message, capsys):
+    assert main(["validate-physics", *argv]) == 1
+    assert message in capsys.readouterr().err

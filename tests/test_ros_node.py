@@ -1,0 +1,296 @@
+"""grasp_node over real DDS: a node process and this test process on their own ROS_DOMAIN_ID.
+
+The node runs a small untrained model saved as a real checkpoint (the real loading path);
+results are compared with the Python API on the same input.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
+
+from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps  # noqa: E402
+from ros_support import REPO, node_command, set_parameters, start, stop, wait_for_log  # noqa: E402
+from sensor_msgs.msg import PointField  # noqa: E402
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
+
+from grasp_equi import GraspScorer  # noqa: E402
+from grasp_equi.checkpoint import save_checkpoint  # noqa: E402
+from grasp_equi.gripper import JawGeometry, close_jaws  # noqa: E402
+from grasp_equi.ros import codec  # noqa: E402
+from grasp_equi.ros.client import ScoreClient, now_stamp  # noqa: E402
+from grasp_equi.scorer import SHIPPED_WEIGHTS  # noqa: E402
+
+pytestmark = pytest.mark.ros
+TIMEOUT = 30.0  # generous bound for one answer on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    scorer = GraspScorer.untrained(seed=3, device="cpu", **SMALL_MODEL)
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "small.safetensors", scorer.model, scorer.config)
+
+
+@pytest.fixture(scope="module")
+def api(checkpoint):
+    return GraspScorer.from_checkpoint(checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def node_log(checkpoint, tmp_path_factory):
+    log = tmp_path_factory.mktemp("node") / "node.log"
+    proc = start(node_command("-p", f"model_path:={checkpoint}", "-p", "device:=cpu", "-p", "sync_timeout:=0.5",
+                              "-p", "log_throttle:=0.0", "-p", "diagnostics_period:=0.2"), log)
+    yield proc, log
+    assert stop(proc) == 0, log.read_text()
+
+
+@pytest.fixture(scope="module")
+def client(node_log):
+    rclpy.init()
+    node = rclpy.create_node("grasp_equi_test_client")
+    client = ScoreClient(node)
+    proc, log = node_log
+    assert client.wait_ready(90), f"node not ready:\n{log.read_text()}"
+    yield client
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def as_f32(a):
+    """What the node sees after the float32 wire format."""
+    return np.asarray(a, dtype=np.float32).astype(np.float64)
+
+
+def counts(client, **expect_at_least) -> dict[str, int]:
+    """Diagnostics counters once each named counter reached the given value."""
+    values = client.wait_diagnostics(
+        lambda d: all(int(d.get(k, -1)) >= v for k, v in expect_at_least.items()), TIMEOUT)
+    return {k: int(v) for k, v in values.items() if v.lstrip("-").isdigit()}
+
+
+def test_round_trip_matches_python_api(client, api, rng):
+    points, normals = ellipsoid_cloud(3000, rng=rng)
+    grasps = list(random_grasps(points, 6, 2, rng)) + list(random_grasps(points, 3, 4, rng))  # mixed K
+    key = client.request(points, grasps, normals, frame="camera_optical")
+    result = client.wait_result(key, TIMEOUT)
+    assert result is not None
+    assert result.msg.header.frame_id == "camera_optical"
+    assert (result.msg.header.stamp.sec, result.msg.header.stamp.nanosec) == key
+    ids, scores = result.per_grasp()
+    assert ids.tolist() == list(range(9))
+    expected = api.score(as_f32(points), [as_f32(g) for g in grasps], as_f32(normals))
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    np.testing.assert_allclose(result.points, as_f32(np.concatenate(grasps)))  # contacts echoed, in order
+    markers = client.markers.get(key) or (client.spin_until(lambda: key in client.markers, TIMEOUT)
+                                          and client.markers[key])
+    assert markers.markers[0].action == Marker.DELETEALL
+    assert all(m.header.frame_id == "camera_optical" for m in markers.markers)
+    spheres = [m for m in markers.markers if m.type == Marker.SPHERE_LIST][0]
+    assert len(spheres.points) == 6 * 2 + 3 * 4
+    counts(client, scored=1)
+    assert "small.safetensors" in client.diagnostics["model"] and client.diagnostics["device"] == "cpu"
+
+
+def test_best_effort_publishers_are_served_too(client, api, rng):
+    """Camera drivers often publish best-effort; a reliable-only subscription would never match them."""
+    best_effort = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
+    sensor_client = ScoreClient(client.node, best_effort)
+    assert sensor_client.spin_until(lambda: sensor_client.pub_cloud.get_subscription_count() > 0
+                                    and sensor_client.pub_contacts.get_subscription_count() > 0, TIMEOUT)
+    points, _ = ellipsoid_cloud(2000, rng=rng)
+    grasps = random_grasps(points, 4, 2, rng)
+    key = sensor_client.request(points, grasps, frame="camera")
+    result = sensor_client.wait_result(key, TIMEOUT)
+    assert result is not None
+    np.testing.assert_allclose(result.per_grasp()[1], api.score(as_f32(points), as_f32(grasps)), atol=1e-6)
+
+
+def test_empty_request_gets_an_empty_answer(client, rng):
+    points, _ = ellipsoid_cloud(500, rng=rng)
+    key = client.request(points, [], frame="obj")
+    result = client.wait_result(key, TIMEOUT)
+    assert result is not None and result.msg.header.frame_id == "obj" and len(result.score) == 0
+
+
+def test_request_before_its_cloud_waits_for_it(client, api, rng):
+    points, _ = ellipsoid_cloud(1500, rng=rng)
+    grasps = random_grasps(points, 4, 2, rng)
+    stamp = now_stamp()
+    key = client.request(None, grasps, stamp=stamp)
+    client.spin_until(lambda: False, 0.2)
+    client.publish_cloud(points, stamp=stamp)
+    result = client.wait_result(key, TIMEOUT)
+    assert result is not None
+    np.testing.assert_allclose(result.per_grasp()[1], api.score(as_f32(points), as_f32(grasps)), atol=1e-6)
+
+
+def test_latest_policy_and_runtime_parameters(client, api, rng):
+    node = client.node
+    results = set_parameters(node, "grasp_stability", {"sync": "latest"})
+    assert results[0].successful
+    before = counts(client)
+    first, _ = ellipsoid_cloud(1000, rng=rng)
+    second, _ = ellipsoid_cloud(1200, axes=(0.04, 0.04, 0.01), rng=rng)
+    client.publish_cloud(first, frame="table")
+    client.publish_cloud(second, frame="table")
+    counts(client, clouds=before["clouds"] + 2)
+    grasps = random_grasps(second, 3, 2, rng)
+    key = client.request(None, grasps, frame="table")  # a stamp no cloud has
+    result = client.wait_result(key, TIMEOUT)
+    assert result is not None and result.msg.header.frame_id == "table"
+    np.testing.assert_allclose(result.per_grasp()[1], api.score(as_f32(second), as_f32(grasps)), atol=1e-6)
+    client.request(None, grasps, frame="elsewhere")  # no cloud in that frame: unmatched after sync_timeout
+    assert counts(client, unmatched=before["unmatched"] + 1)["unmatched"] == before["unmatched"] + 1
+
+    # parameters declared with ranges/choices/read-only are refused with a reason
+    refused = {"sync": "sometimes", "queue_size": 0, "gripper.max_width": 5.0, "model_path": "/x.safetensors",
+               "sample_points": 2, "no_such_parameter": 1}
+    for name, value in refused.items():
+        (res,) = set_parameters(node, "grasp_stability", {name: value})
+        assert not res.successful and res.reason, name
+    assert set_parameters(node, "grasp_stability", {"sync": "exact", "queue_size": 4})[0].successful
+
+
+def test_grasp_poses_close_jaws_and_match_api(client, api):
+    rng = np.random.default_rng(7)
+    half = np.array([0.02, 0.03, 0.02])
+    pts = rng.uniform(-1, 1, size=(4000, 3)) * half  # box surface (see test_gripper.py)
+    face = rng.integers(0, 3, size=4000)
+    pts[np.arange(4000), face] = rng.choice([-1.0, 1.0], size=4000) * half[face]
+    positions = np.array([[0.0, 0.0, 0.012], [0.5, 0.5, 0.5], [0.004, 0.0, 0.0]])  # middle one misses
+    quats = np.array([[0.0, 0.0, 0.0, 1.0]] * 3)
+    key = client.request_poses(pts, positions, quats, frame="box")
+    result = client.wait_result(key, TIMEOUT)
+    assert result is not None and result.msg.header.frame_id == "box"
+    ids, scores = result.per_grasp()
+    assert ids.tolist() == [0, 2]
+    contacts, valid = close_jaws(as_f32(pts), positions, quats, JawGeometry())
+    assert valid.tolist() == [True, False, True]
+    np.testing.assert_allclose(result.points, as_f32(contacts[[0, 2]].reshape(-1, 3)), atol=1e-6)
+    np.testing.assert_allclose(scores, api.score(as_f32(pts), contacts[[0, 2]]), atol=1e-6)
+
+
+def _malformed_contacts(rng, points):
+    """(name, expected reason in the log, message factory) for every malformed request."""
+    good = random_grasps(points, 2, 2, rng)
+
+    def msg(header, mutate=None, contacts=good):
+        m = codec.contacts_message(header, contacts)
+        if mutate:
+            mutate(m)
+        return m
+    nan = good.copy()
+    nan[1, 0, 2] = np.nan
+    return [
+        ("missing grasp_id", "missing field", lambda h: msg(h, lambda m: setattr(m, "fields", m.fields[:3]))),
+        ("mistyped x", "expected one of", lambda h: msg(h, lambda m: setattr(m.fields[0], "datatype", PointField.INT8))),
+        ("NaN contact", "non-finite", lambda h: msg(h, contacts=nan)),
+        ("truncated", "truncated", lambda h: msg(h, lambda m: setattr(m, "data", m.data[:-3]))),
+        ("lying size", "more than max_points", lambda h: msg(h, lambda m: setattr(m, "height", 10**8))),
+        ("one contact", "has 1 contact", lambda h: msg(h, contacts=[good[0], good[1][:1]])),
+        ("far contacts", "contacts must touch the object", lambda h: msg(h, contacts=good + 1.0)),
+    ]
+
+
+def test_malformed_messages_are_logged_counted_and_survived(client, node_log, api, rng):
+    proc, log = node_log
+    points, _ = ellipsoid_cloud(1000, rng=rng)
+    before = counts(client)
+    cases = _malformed_contacts(rng, points)
+    for _, _, factory in cases:
+        header = client.publish_cloud(points, frame="obj")
+        client.pub_contacts.publish(factory(header))
+        client.spin_until(lambda: False, 0.05)  # paced like a real client, not a burst
+    # header problems: empty frame, frame mismatch for the same stamp
+    header = client.publish_cloud(points, frame="obj")
+    client.pub_contacts.publish(codec.contacts_message(Header(stamp=header.stamp, frame_id=""),
+                                                       random_grasps(points, 1, 2, rng)))
+    client.pub_contacts.publish(codec.contacts_message(Header(stamp=header.stamp, frame_id="other"),
+                                                       random_grasps(points, 1, 2, rng)))
+    client.spin_until(lambda: False, 0.05)
+    # a dense cloud with NaN and a PoseArray with a zero quaternion
+    bad_cloud = points.copy()
+    bad_cloud[5] = np.nan
+    client.publish_cloud(bad_cloud, frame="obj")
+    client.request_poses(None, np.zeros((1, 3)), np.zeros((1, 4)), frame="obj")
+    expected_reasons = [reason for _, reason, _ in cases] + [
+        "frame_id is empty", "frame mismatch", "is_dense=true but", "quaternion"]
+
+    valid = random_grasps(points, 3, 2, rng)
+    key = client.request(points, valid, frame="obj")
+    result = client.wait_result(key, TIMEOUT)
+    assert result is not None, "the node must keep serving after malformed input"
+    np.testing.assert_allclose(result.per_grasp()[1], api.score(as_f32(points), as_f32(valid)), atol=1e-6)
+    after = counts(client, invalid=before["invalid"] + len(expected_reasons))
+    assert after["invalid"] - before["invalid"] == len(expected_reasons)
+    assert proc.poll() is None
+    text = log.read_text()
+    for reason in expected_reasons:
+        assert re.search(re.escape(reason), text), f"reason {reason!r} not logged:\n{text[-3000:]}"
+
+
+def test_full_queue_drops_oldest_and_counts(client, rng):
+    set_parameters(client.node, "grasp_stability", {"queue_size": 1})
+    before = counts(client)
+    keys = []
+    for i in range(20):  # distinct clouds: each needs its own encoder pass
+        points, _ = ellipsoid_cloud(8000, axes=(0.05 + 0.001 * i, 0.03, 0.02), rng=rng)
+        keys.append(client.request(points, random_grasps(points, 16, 2, rng)))
+    settled = lambda d: (int(d["requests"]) - before["requests"] == 20  # noqa: E731
+                         and int(d["scored"]) + int(d["dropped"]) + int(d["unmatched"]) - before["scored"]
+                         - before["dropped"] - before["unmatched"] == 20 and d["queue"].startswith("0/"))
+    after = {k: int(v) for k, v in client.wait_diagnostics(settled, 60).items() if v.isdigit()}
+    delta = {k: after[k] - before[k] for k in ("requests", "scored", "dropped", "unmatched", "invalid")}
+    assert delta["requests"] == 20 and delta["invalid"] == 0
+    assert delta["scored"] + delta["dropped"] + delta["unmatched"] == 20
+    assert delta["dropped"] > 0, delta  # 20 encoder passes cannot all fit a queue of 1
+    client.spin_until(lambda: sum(k in client.results for k in keys) >= delta["scored"], TIMEOUT)
+    assert sum(k in client.results for k in keys) == delta["scored"]
+    set_parameters(client.node, "grasp_stability", {"queue_size": 2})
+
+
+# ----------------------------------------------------------------------------- start-up
+def test_starts_from_the_shipped_params_file(checkpoint, tmp_path):
+    log = tmp_path / "node.log"
+    proc = start(node_command("--params-file", str(REPO / "config" / "grasp.yaml"), "-p",
+                              f"model_path:={checkpoint}", console_script=True), log)
+    try:
+        assert wait_for_log(log, "ready: model small.safetensors", proc, 90), log.read_text()
+    finally:
+        assert stop(proc) == 0, log.read_text()
+
+
+@pytest.mark.parametrize("yaml_body, code, reason", [
+    ("max_point: 10", 2, "unknown parameter"),
+    ("queue_size: 0", 2, "queue_size"),
+    ("model_path: /no/such/model.safetensors", 1, "no such file"),
+])
+def test_bad_parameters_exit_with_reason(yaml_body, code, reason, tmp_path):
+    params = tmp_path / "bad.yaml"
+    params.write_text(f"grasp_stability:\n  ros__parameters:\n    {yaml_body}\n")
+    log = tmp_path / "node.log"
+    proc = start(node_command("--params-file", str(params)), log)
+    try:
+        proc.wait(90)
+    finally:
+        stop(proc)
+    assert proc.returncode == code, log.read_text()
+    assert reason in log.read_text()
+
+
+@pytest.mark.skipif(SHIPPED_WEIGHTS.is_file(), reason="shipped weights present: nothing is missing")
+def test_missing_shipped_weights_need_allow_untrained(tmp_path):
+    log = tmp_path / "node.log"
+    proc = start(node_command(), log)
+    try:
+        proc.wait(90)
+    finally:
+        stop(proc)
+    assert proc.returncode == 1 and "allow_untrained" in log.read_text()
