@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,20 @@ def close_jaws(points: np.ndarray, positions: np.ndarray, quats_xyzw: np.ndarray
     contacts = np.full((len(pos), 2, 3), np.nan)
     valid = np.zeros(len(pos), dtype=bool)
     half_width, half_pad = jaw.max_width / 2, jaw.finger_width / 2
+    # only points within the swept box's circumscribed ball can be touched: a k-d tree finds
+    # them, so P poses on an N-point cloud cost O(P log N + touched points), not O(P N)
+    reach = float(np.sqrt(half_width**2 + half_pad**2 + jaw.finger_depth**2)) * (1 + 1e-9)
+    nearby = cKDTree(pts).query_ball_point(pos, reach) if len(pts) else [[] for _ in pos]
     for i in range(len(pos)):
-        local = (pts - pos[i]) @ rot[i]  # [N, 3] cloud in the gripper frame
+        near = np.asarray(nearby[i], dtype=np.int64)  # [n_near]
+        local = (pts[near] - pos[i]) @ rot[i]  # [n_near, 3] in the gripper frame
         inside = ((np.abs(local[:, 0]) <= half_pad) & (np.abs(local[:, 1]) <= half_width)
-                  & (local[:, 2] <= 0.0) & (local[:, 2] >= -jaw.finger_depth))  # [N]
-        idx = np.flatnonzero(inside)
+                  & (local[:, 2] <= 0.0) & (local[:, 2] >= -jaw.finger_depth))  # [n_near]
+        idx = near[inside]
+        local = local[inside]
         if len(idx) < 2:
             continue
-        y = local[idx, 1]  # [n_inside]
+        y = local[:, 1]  # [n_inside]
         top, bottom = y.max(), y.min()
         if top - bottom <= 2 * jaw.contact_tolerance:
             continue  # the pads meet on (almost) one spot: nothing to hold

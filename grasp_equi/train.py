@@ -81,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "families and (re)write DIR/MODEL_CARD.md")
     parser.add_argument("--publish-name", help="file name in DIR (default grasp_equi.safetensors, "
                                                "baseline.safetensors for --architecture pointnet)")
+    parser.add_argument("--publish-clouds", type=int,
+                        help="evaluate at most this many held-out clouds when publishing (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -138,13 +140,16 @@ def run(args) -> int:
     cache = args.cache or args.out / f"prepared_M{config.num_nodes}_k{config.normal_k}.safetensors"
     progress = not args.quiet
     t0 = time.perf_counter()
-    train = prepare_records(train_samples, config.num_nodes, config.normal_k,
-                            cache.with_name(cache.stem + "_train.safetensors"), progress and ctx.main)
-    val = prepare_records(val_samples, config.num_nodes, config.normal_k,
-                          cache.with_name(cache.stem + "_val.safetensors"), progress and ctx.main)
-    _log(ctx, f"preprocessed {len(train)} train / {len(val)} val clouds in {time.perf_counter() - t0:.0f} s; "
+    # under DDP every rank preprocesses (and caches) only its own shard of the clouds
+    shard_name = "_train.safetensors" if ctx.world == 1 else f"_train_rank{ctx.rank}of{ctx.world}.safetensors"
+    train = prepare_records(train_samples[ctx.rank::ctx.world], config.num_nodes, config.normal_k,
+                            cache.with_name(cache.stem + shard_name), progress and ctx.main)
+    val = prepare_records(val_samples, config.num_nodes, config.normal_k,  # validation runs on rank 0 only
+                          cache.with_name(cache.stem + "_val.safetensors") if ctx.main else None,
+                          progress and ctx.main) if ctx.main else []
+    _log(ctx, f"preprocessed {len(train)} train (this rank) / {len(val)} val clouds in {time.perf_counter() - t0:.0f} s; "
               f"train: {json.dumps(describe(train))}")
-    settings = settings_from(args, len(train), ctx.world)
+    settings = settings_from(args, len(train_samples), ctx.world)
 
     torch.manual_seed(args.seed)
     model = build_model(config).to(device)
@@ -155,8 +160,7 @@ def run(args) -> int:
             model, device_ids=[device.index] if device.type == "cuda" else None)
     extra = {"command": _command_line(), "data_dir": str(args.data), "fraction": args.fraction,
              "hardware": _hardware(device, ctx.world), "torch": torch.__version__}
-    shard = train[ctx.rank::ctx.world]
-    summary = fit(model, config, settings, shard, val, args.out, device, resume=args.resume, ctx=ctx,
+    summary = fit(model, config, settings, train, val, args.out, device, resume=args.resume, ctx=ctx,
                   extra_info=extra, progress=progress)
     _log(ctx, f"done: {json.dumps(summary)}")
     if ctx.world > 1:
@@ -167,7 +171,7 @@ def run(args) -> int:
         name = args.publish_name or ("baseline.safetensors" if config.architecture == "pointnet"
                                      else "grasp_equi.safetensors")
         publish(args.out / "best.safetensors", args.publish / name, args.data, device=str(device),
-                progress=progress)
+                progress=progress, max_clouds=args.publish_clouds)
     return 0
 
 

@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     window.resize(*SCREENSHOT_SIZE)
     window.controls.grasps.count.setValue(args.grasps)
     window.show()
+    app.processEvents()
+    if not window.view.isValid():
+        from gui.screenshot import NO_OPENGL
+
+        window.show_error(f"The 3D view cannot draw: {NO_OPENGL}.", title="No OpenGL")
     if args.ros:
         window.live.start()
     elif args.object:

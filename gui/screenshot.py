@@ -16,6 +16,9 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
 from gui.models import EQUIVARIANT
 
+NO_OPENGL = ("the 3D view has no OpenGL context (QT_QPA_PLATFORM=offscreen has no OpenGL); "
+             "run it under `xvfb-run -a` or on a desktop")
+
 
 class ScreenshotRun(QObject):
     def __init__(self, window, args):
@@ -84,6 +87,9 @@ class ScreenshotRun(QObject):
 
     def _grab(self) -> None:
         QCoreApplication.processEvents()
+        if not self.window.view.isValid():
+            self._fail(NO_OPENGL)
+            return
         self.window.view.update()
         QCoreApplication.processEvents()
         image = self.window.grab().toImage()

@@ -34,7 +34,7 @@ from grasp_equi.training.splits import load_split, subsample_objects
 
 VARIANTS = {
     # name: (model config overrides, rotation augmentation, learning rate)
-    "equivariant": (SHIPPED_MODEL, False, 2e-3),
+    "equivariant": (SHIPPED_MODEL, False, 3e-3),
     "pointnet": (BASELINE_MODEL, False, 5e-3),
     "pointnet+aug": (BASELINE_MODEL, True, 5e-3),
 }
@@ -99,6 +99,7 @@ def run_study(args) -> list[dict]:
             overrides, augment, lr = VARIANTS[variant]
             config = ModelConfig(**overrides)
             settings = TrainSettings(steps=args.steps, max_minutes=args.minutes, lr=lr, batch_clouds=args.batch,
+                                     warmup_steps=min(50, max(1, args.steps // 10)),
                                      grasps_per_cloud=args.grasps_per_cloud, eval_every=args.eval_every,
                                      patience=args.patience, augment_rotations=augment, seed=args.seed)
             torch.manual_seed(args.seed)

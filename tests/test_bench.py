@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from conftest import ellipsoid_cloud, random_grasps
+from grasp_equi import cuda_fps
 from grasp_equi.cli import main
 from grasp_equi.geometry import _fps_torch, exact_cdist, farthest_point_sampling, nearest_neighbours
 
@@ -33,6 +34,25 @@ def test_numpy_fps_picks_the_same_points_as_the_torch_loop(rng, n):
     start = torch.argmax(((points - points.mean(0)) ** 2).sum(1))
     assert torch.equal(fast, _fps_torch(points, start, 40))
     assert len(set(fast.tolist())) == 40
+
+
+def test_padding_for_cuda_graph_buckets_does_not_change_the_picks(rng):
+    """cuda_fps pads clouds with copies of the start point; the eager loop must pick the same."""
+    points = torch.as_tensor(rng.normal(size=(3001, 3)), dtype=torch.float32)
+    start = torch.argmax(((points - points.mean(0)) ** 2).sum(1))
+    padded = cuda_fps.pad_with_start(points, start, cuda_fps.bucket_size(len(points)))
+    assert len(padded) > len(points)
+    assert torch.equal(_fps_torch(points, start, 64), _fps_torch(padded, start, 64))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_graph_fps_equals_the_eager_loop(rng):
+    for n in (5000, 20000, 20001):  # two sizes share a bucket: one graph replayed with other data
+        points = torch.as_tensor(rng.normal(size=(n, 3)), dtype=torch.float32, device="cuda")
+        start = torch.argmax(((points - points.mean(0)) ** 2).sum(1))
+        replayed = cuda_fps.sample(points, start, 256, _fps_torch)
+        assert torch.equal(replayed, _fps_torch(points, start, 256))
 
 
 def test_kdtree_neighbours_equal_the_exact_distance_matrix(rng):
@@ -91,7 +111,8 @@ def test_bench_runs_without_ros_qt_open3d(tmp_path):
         import sys
         for name in ("rclpy", "sensor_msgs", "std_msgs", "open3d", "trimesh", "PySide6", "pyqtgraph"):
             sys.modules[name] = None  # any import of these now raises ImportError
-        from grasp_equi.cli import main
+        from grasp_equi import cuda_fps
+from grasp_equi.cli import main
         code = main(["bench", "--device", "cpu", "--n-points", "2000", "--n-grasps", "4", *{FAST!r},
                      "--json", {str(out)!r}])
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "open3d", "trimesh", "PySide6")

@@ -158,6 +158,19 @@ def test_latest_policy_and_runtime_parameters(client, api, rng):
     assert set_parameters(node, "grasp_stability", {"sync": "exact", "queue_size": 4})[0].successful
 
 
+def test_sample_points_scores_a_fixed_subset(client, api, rng):
+    assert set_parameters(client.node, "grasp_stability", {"sample_points": 300})[0].successful
+    try:
+        points, _ = ellipsoid_cloud(1000, rng=rng)
+        grasps = random_grasps(points, 3, 2, rng)
+        key = client.request(points, grasps, frame="obj")
+        result = client.wait_result(key, TIMEOUT)
+    finally:
+        set_parameters(client.node, "grasp_stability", {"sample_points": 0})
+    keep = np.sort(np.random.default_rng(0).choice(1000, 300, replace=False))  # the documented subset
+    np.testing.assert_allclose(result.per_grasp()[1], api.score(as_f32(points)[keep], as_f32(grasps)), atol=1e-6)
+
+
 def test_grasp_poses_close_jaws_and_match_api(client, api):
     rng = np.random.default_rng(7)
     half = np.array([0.02, 0.03, 0.02])
@@ -190,7 +203,8 @@ def _malformed_contacts(rng, points):
     nan[1, 0, 2] = np.nan
     return [
         ("missing grasp_id", "missing field", lambda h: msg(h, lambda m: setattr(m, "fields", m.fields[:3]))),
-        ("mistyped x", "expected one of", lambda h: msg(h, lambda m: setattr(m.fields[0], "datatype", PointField.INT8))),
+        ("mistyped x", "expected one of",
+         lambda h: msg(h, lambda m: setattr(m.fields[0], "datatype", PointField.INT8))),
         ("NaN contact", "non-finite", lambda h: msg(h, contacts=nan)),
         ("truncated", "truncated", lambda h: msg(h, lambda m: setattr(m, "data", m.data[:-3]))),
         ("lying size", "more than max_points", lambda h: msg(h, lambda m: setattr(m, "height", 10**8))),

@@ -111,12 +111,13 @@ def _task(job):
     from grasp_equi.data.worker import build_object
 
     index, family, mesh, cfg = job
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         record = build_object(index, family, mesh, cfg)
     except Exception as err:  # one bad object must not end a long run: skip it, say why
         record = {"index": index, "skipped": f"{type(err).__name__}: {err}", "path": mesh or f"{family}-{index}"}
     record["seconds"] = time.perf_counter() - start
+    record["cpu_seconds"] = time.process_time() - cpu_start  # all threads of this worker
     return record
 
 
@@ -173,6 +174,7 @@ def run(args) -> int:
                 tqdm.write(f"skipped {item['path']}: {item['reason']}", file=sys.stderr)
             meta = {"shard": s, "config": digest, "objects": [t[0] for t in shards[s]], "skipped": skipped,
                     "seconds": float(sum(r["seconds"] for r in records)),
+                    "cpu_seconds": float(sum(r["cpu_seconds"] for r in records)),
                     "labelled": int(sum(r.get("labelled", 0) for r in records))}
             write_shard(shard_path(out, s), pack_shard(records, SOURCES), meta)
             del waiting[s]

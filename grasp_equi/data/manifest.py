@@ -34,7 +34,7 @@ def build_manifest(out_dir, cfg, tasks, run_seconds: float, workers: int, args: 
     """Counts, label statistics per family / K / sampler / view type, throughput, skipped meshes."""
     by_family, by_k, by_family_k, by_source, by_view = (defaultdict(list) for _ in range(5))
     objects = clouds = partial = points = labelled = 0
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     skipped, shards = [], []
     for path in shard_files(out_dir):
         data = read_shard(path)
@@ -42,6 +42,7 @@ def build_manifest(out_dir, cfg, tasks, run_seconds: float, workers: int, args: 
         shards.append(path.name)
         skipped.extend(meta.get("skipped", []))
         seconds += meta.get("seconds", 0.0)
+        cpu_seconds += meta.get("cpu_seconds", meta.get("seconds", 0.0))  # older shards: worker wall time
         labelled += meta.get("labelled", 0)
         objects += len(data["object_id"])
         clouds += len(data["cloud_partial"])
@@ -72,8 +73,11 @@ def build_manifest(out_dir, cfg, tasks, run_seconds: float, workers: int, args: 
                    "complete_clouds": clouds - partial, "points": points, "grasps": len(all_labels),
                    "labelled_candidates": labelled,
                    "positive_rate": round(float(np.mean(np.asarray(all_labels) >= STABLE)), 4) if all_labels else 0.0},
-        "throughput": {"object_seconds": round(seconds, 1),
-                       "grasps_per_min_per_core": round(labelled / max(seconds, 1e-9) * 60, 1),
+        "throughput": {"worker_seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+                       # labelled grasps per CPU-minute: what one free core does, whatever the load
+                       "grasps_per_min_per_core": round(labelled / max(cpu_seconds, 1e-9) * 60, 1),
+                       # per minute of a worker's wall time: lower when the cores are shared
+                       "grasps_per_worker_minute": round(labelled / max(seconds, 1e-9) * 60, 1),
                        "last_run_wall_seconds": round(run_seconds, 1), "last_run_workers": workers},
         "per_family": _rates(by_family),
         "per_k": _rates(by_k),

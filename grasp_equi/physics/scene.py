@@ -10,6 +10,10 @@
 
 Hand frame (same contract as ``grasp_equi.gripper``): +z approach, fingers close along ±y,
 origin midway between the fingertips. Finger +y ("left") touches the grasp's first contact.
+With pads (the default), each finger touches through a hemispherical rubber fingertip that
+the trial places at the contact's depth, like the point contacts with a 5 mm soft patch that
+the labels assume; the finger boxes then only carry the pads, and a box that ends up inside
+the object (it would have landed on another part) makes the trial ``off_target``.
 The fingers close independently (so each finds its side while the object is held in place),
 then an equality constraint gears them together like a real parallel gripper's linkage, so
 an object with a weight component along the closing axis cannot slide the pair sideways.
@@ -42,8 +46,8 @@ class JawSpec:
     close_speed: float = 0.15  # m/s per finger
     mu: float = 0.5  # Coulomb friction (labels use 0.5)
     patch_radius: float = 0.005  # soft-finger torsion arm, as in the analytic labels
-    pad_radius: float = 0.008  # domed pad on each finger's inner face (0 = flat box jaws)
-    pad_height: float = 0.003  # how far the dome stands out of the finger's face
+    pad_radius: float = 0.005  # rubber fingertip on each finger's inner face (0 = flat box jaws)
+    pad_height: float = 0.002  # how far the dome stands out of the finger's face
     clearance: float = 0.001  # the open gripper must stay this far from the object
 
     def __post_init__(self):
@@ -89,8 +93,10 @@ def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: 
     palm_z = -spec.finger_length - spec.palm_thickness / 2
     kp = spec.grip_force / 0.002  # saturates at grip_force once the finger is 2 mm short of its target
     damping = 2 * np.sqrt(kp * 0.03)  # critical for a 30 g finger
+    # with pads, only the pads touch things: the boxes carry them (and are checked for overlap)
+    touch = ' contype="0" conaffinity="0"' if spec.pad_radius > 0 else ""
     finger = ('<geom name="{name}" type="box" size="{fx} {fy} {fz}" pos="0 {y} {z}" friction="{friction}" '
-              'condim="4" solref="{solref}" solimp="{solimp}" mass="0.03" rgba="0.3 0.3 0.35 1"/>')
+              'condim="4" solref="{solref}" solimp="{solimp}" mass="0.03" rgba="0.3 0.3 0.35 1"' + touch + '/>')
     left = finger.format(solref=SOLREF, solimp=SOLIMP, name="finger_left", fx=fx, fy=fy, fz=fz, y=face + fy, z=-fz,
                          friction=friction)
     right = finger.format(solref=SOLREF, solimp=SOLIMP, name="finger_right", fx=fx, fy=fy, fz=fz, y=-face - fy,

@@ -8,7 +8,10 @@ trials, so the trial judges the grasp and not a table or a fall before the jaws 
    place (as a table and its own inertia would), then let it go: if the jaws' forces are not
    in equilibrium the object squirts or turns. An object that turned more than
    ``MAX_CLOSE_ROTATION`` is ``rotated`` and counts as not held (the grasp that was labelled
-   did not happen); if not both fingers touch it, the grasp ``missed`` (not held);
+   did not happen); if not both fingers touch it, the grasp ``missed`` (not held). Fingers
+   that closed onto another part of the object (a jaw's centre of pressure more than
+   ``OFF_TARGET`` from its sampled contact, e.g. a finger landing on a mug's handle) did not
+   execute the labelled grasp either: ``off_target``, reported apart like collisions;
 3. gravity on, lift 10 cm, then shake: ±1.5 cm at 3 Hz along world x, y, z, then ±15° about
    each hand axis;
 4. held = the object rose with the hand, both fingers still touch it, and it moved less than
@@ -35,21 +38,22 @@ SHAKE_ANGLE = np.deg2rad(15.0)
 SHAKE_HZ = 3.0
 SHAKE_CYCLES = 2
 CLOSE_TIME, RELEASE_TIME, SETTLE_TIME, LIFT_TIME, HOLD_TIME = 0.5, 0.15, 0.1, 0.4, 0.1
-EXCLUDED = ("collision", "too_wide")  # the gripper could not be placed: no outcome
+OFF_TARGET = 0.006  # metres
+EXCLUDED = ("collision", "too_wide", "off_target")  # the labelled grasp could not be executed
 
 
 @dataclass
 class TrialResult:
     """Outcome of one trial. ``held`` is None for excluded trials (see ``EXCLUDED``)."""
 
-    status: str  # held | dropped | missed | collision | too_wide | rotated
+    status: str  # held | dropped | missed | rotated | collision | too_wide | off_target
     held: bool | None
     lost_in: str = ""  # phase where the grasp failed: close | lift | shake
     approach: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))  # world approach direction
     close_rotation_deg: float = float("nan")
     drift: float = float("nan")  # m: max distance of a jaw's centre of pressure from its sampled contact
-    jaw_contacts: np.ndarray = field(default_factory=lambda: np.full((2, 3), np.nan))  # object frame
-    jaw_normals: np.ndarray = field(default_factory=lambda: np.full((2, 3), np.nan))  # outward, object frame
+    jaw_contacts: np.ndarray = field(default_factory=lambda: np.full((2, 3), np.nan))  # where the jaws closed
+    jaw_normals: np.ndarray = field(default_factory=lambda: np.full((2, 3), np.nan))  # outward, mesh frame
     slip: float = float("nan")
     slip_rotation_deg: float = float("nan")
 
@@ -93,7 +97,8 @@ class GraspSimulator:
         # each finger touches through its box and (when it has one) its domed pad
         self.fingers = tuple({geom(f"finger_{s}")} | ({geom(f"pad_{s}")} if self.pads else set())
                              for s in ("left", "right"))
-        self.gripper_geoms = (geom("palm"), geom("finger_left"), geom("finger_right")) + self.pads
+        self.finger_boxes = (geom("finger_left"), geom("finger_right"))
+        self.gripper_geoms = (geom("palm"),) + self.finger_boxes + self.pads
         self.object_qpos = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "object")]
         self.hand_qpos = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "hand")]
         self.gravity = m.opt.gravity.copy()
@@ -133,6 +138,16 @@ class GraspSimulator:
             for o in self._geom_near(g):
                 dist = mujoco.mj_geomDistance(self.model, self.data, g, o, self.spec.clearance, None)
                 if dist < self.spec.clearance:
+                    return True
+        return False
+
+    def _boxes_inside(self) -> bool:
+        """True when a finger box (not touching things when there are pads) overlaps the object."""
+        if not self.pads:
+            return False
+        for g in self.finger_boxes:
+            for o in self._geom_near(g):
+                if mujoco.mj_geomDistance(self.model, self.data, g, o, 0.0, None) < -0.001:
                     return True
         return False
 
@@ -188,12 +203,18 @@ class GraspSimulator:
         m.opt.gravity[:] = 0.0
         try:
             self._close()
+            self._record_jaws(result, contacts)  # the object is still held where it was sampled
+            if not np.isfinite(result.drift):
+                result.status, result.lost_in = "missed", "close"
+                return result
+            if result.drift > OFF_TARGET or self._boxes_inside():
+                result.status, result.held = "off_target", None
+                return result
             d.eq_active[self.hold] = 0  # let go: unbalanced jaw forces now move the object
             self._step(RELEASE_TIME)
             _, obj_rot = self._pose(self.object_body)
             result.close_rotation_deg = float(np.rad2deg(_angle(obj_rot)))
-            self._record_jaws(result, contacts)
-            if not np.isfinite(result.drift):
+            if not all(self._finger_contacts()):
                 result.status, result.lost_in = "missed", "close"
                 return result
             if _angle(obj_rot) > MAX_CLOSE_ROTATION:

@@ -173,10 +173,11 @@ class GraspNode(Node):
         dropped = self.jobs.put((request, cloud))
         if dropped is not None:
             self.stats.count("dropped")
-            if self.throttle("queue-full") is not None:
+            suppressed = self.throttle("queue-full")
+            if suppressed is not None:
                 self.get_logger().warning(
                     f"scoring queue full (queue_size={self.jobs.capacity}): dropped the oldest request; "
-                    "requests arrive faster than the device scores them")
+                    f"requests arrive faster than the device scores them [{suppressed} similar suppressed]")
 
     def _expire_pending(self) -> None:
         for request in self.pending.take_expired(self.settings.sync_timeout):

@@ -10,6 +10,7 @@ trains on cleaner inputs than it will see.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -70,7 +71,7 @@ def _save_cache(path: Path, clouds: list[PreparedCloud], fingerprint: str) -> No
         "scale": torch.stack([c.scale for c in clouds]),  # [B] float64
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs sharing a cache never collide
     save_file(tensors, str(tmp), metadata={"fingerprint": fingerprint})
     tmp.replace(path)
 
