@@ -10,7 +10,7 @@ APT_PACKAGES := libusb-1.0-0 xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-me
 	libfontconfig1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 fonts-dejavu-core
 
-.PHONY: setup system-deps venv test run gui bench train soak clean
+.PHONY: setup system-deps venv test run gui bench train soak latency clean
 
 setup: system-deps venv
 
@@ -52,6 +52,9 @@ train: setup
 
 soak: setup
 	$(PY) scripts/soak.py
+
+latency: setup
+	$(PY) scripts/ros_latency.py
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

@@ -22,27 +22,36 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser; only ``command``'s module is imported (so ``grasp-equi score`` never
+    pays for rclpy/open3d, and a broken optional module cannot break the others)."""
     parser = argparse.ArgumentParser(prog="grasp-equi", description="SE(3)-invariant grasp stability scoring")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name and not module.startswith(err.name):
-                # a dependency of the subcommand is missing (e.g. rclpy on a GPU box)
-                p.set_defaults(_missing=f"{name}: needs the Python package {err.name!r} ({err})")
-                continue
-            p.set_defaults(_missing=f"{name}: not available in this version")
-            continue
-        mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        if name == command:
+            _attach(p, name, module)
     return parser
 
 
+def _attach(p: argparse.ArgumentParser, name: str, module: str) -> None:
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        missing = err.name or "?"
+        if module == missing or module.startswith(missing + "."):
+            p.set_defaults(_missing=f"{name}: not available in this version")
+        else:  # a dependency of the subcommand is missing (e.g. rclpy on a GPU box)
+            p.set_defaults(_missing=f"{name}: needs the Python package {missing!r} ({err})")
+        return
+    mod.add_arguments(p)
+    p.set_defaults(_run=mod.run)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     if hasattr(args, "_missing"):
         print(f"grasp-equi {args._missing}", file=sys.stderr)
         return 2

@@ -111,8 +111,7 @@ def test_bench_runs_without_ros_qt_open3d(tmp_path):
         import sys
         for name in ("rclpy", "sensor_msgs", "std_msgs", "open3d", "trimesh", "PySide6", "pyqtgraph"):
             sys.modules[name] = None  # any import of these now raises ImportError
-        from grasp_equi import cuda_fps
-from grasp_equi.cli import main
+        from grasp_equi.cli import main
         code = main(["bench", "--device", "cpu", "--n-points", "2000", "--n-grasps", "4", *{FAST!r},
                      "--json", {str(out)!r}])
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "open3d", "trimesh", "PySide6")

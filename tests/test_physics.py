@@ -13,6 +13,7 @@ pytest.importorskip("mujoco")
 
 from grasp_equi.cli import main  # noqa: E402
 from grasp_equi.physics.pieces import convex_pieces  # noqa: E402
+from grasp_equi.physics.scene import JawSpec  # noqa: E402
 from grasp_equi.physics.trial import GraspSimulator  # noqa: E402
 
 BOX = (0.05, 0.04, 0.06)
@@ -35,9 +36,12 @@ def bar_sim():
     return _box_sim(BAR, WOOD)
 
 
-def test_box_gripped_through_its_centre_is_held(box_sim):
+@pytest.mark.parametrize("pads", ["fingertips", "flat"])
+def test_box_gripped_through_its_centre_is_held(box_sim, pads):
     half = BOX[0] / 2
-    result = box_sim.trial(np.array([[half, 0, 0], [-half, 0, 0]]))
+    sim = box_sim if pads == "fingertips" else GraspSimulator(
+        trimesh.creation.box(extents=BOX), mass=700.0 * float(np.prod(BOX)), spec=JawSpec(pad_radius=0.0))
+    result = sim.trial(np.array([[half, 0, 0], [-half, 0, 0]]))
     assert result.status == "held" and result.held is True
     assert result.slip < 0.005  # it barely moved in the hand
     # the jaws pressed on the two faces that were grasped, with outward normals ±x

@@ -19,14 +19,14 @@ def markdown_table(records: list[dict]) -> str:
     records = [r for r in records if r.get("mode", "api") == "api"]
     shown = [s for s in STAGES if any(s in r["stage_ms"] for r in records)]
     head = (["device", "N", "G"] + shown
-            + ["**total (API)**", "p10–p90", "pipeline", "host peak MiB", "GPU peak MiB"])
+            + ["**total (API)**", "p10–p90", "CPU time", "pipeline", "host peak MiB", "GPU peak MiB"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         device = r["device"] if r.get("precision", "fp32") == "fp32" else f"{r['device']} {r['precision']}"
         cells = [device, f"{r['n_points']:,}", f"{r['n_grasps']:,}"]
         cells += [_fmt(r["stage_ms"].get(s)) for s in shown]
         cells += [f"**{_fmt(r['total_ms_median'])}**", f"{_fmt(r['total_ms_p10'])}–{_fmt(r['total_ms_p90'])}",
-                  _fmt(r.get("pipeline_ms_median")), _fmt(r.get("host_peak_mb")), _fmt(r.get("device_peak_mb"))]
+                  _fmt(r.get("cpu_ms_median")), _fmt(r.get("pipeline_ms_median")), _fmt(r.get("host_peak_mb")), _fmt(r.get("device_peak_mb"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -50,7 +50,11 @@ def write_json(path: Path, records: list[dict], meta: dict) -> None:
 
 
 def plot(path: Path, records: list[dict], title: str) -> bool:
-    """Latency vs G (one line per N) and vs N (one line per G), per device; False without matplotlib."""
+    """Latency vs G (one line per N) and vs N (one line per G), per device; False without matplotlib.
+
+    Solid: wall-clock medians. Dotted, same colour: the process's CPU time per call (on a
+    shared machine the wall time also holds time spent waiting for other processes).
+    """
     try:
         import matplotlib
 
@@ -63,19 +67,22 @@ def plot(path: Path, records: list[dict], title: str) -> bool:
     styles = {"cpu": "-", "cuda": "--"}
     for device in sorted({r["device"] for r in records}):
         mine = [r for r in records if r["device"] == device]
-        for n in sorted({r["n_points"] for r in mine}):
-            row = sorted((r["n_grasps"], r["total_ms_median"]) for r in mine if r["n_points"] == n)
-            if len(row) > 1:
-                ax_g.plot(*zip(*row), styles.get(device, ":"), marker="o", label=f"{device}, N={n:,}")
-        for g in sorted({r["n_grasps"] for r in mine}):
-            row = sorted((r["n_points"], r["total_ms_median"]) for r in mine if r["n_grasps"] == g)
-            if len(row) > 1:
-                ax_n.plot(*zip(*row), styles.get(device, ":"), marker="s", label=f"{device}, G={g:,}")
+        for ax, line_key, x_key, marker in ((ax_g, "n_points", "n_grasps", "o"), (ax_n, "n_grasps", "n_points", "s")):
+            for value in sorted({r[line_key] for r in mine}):
+                row = sorted((r[x_key], r["total_ms_median"], r.get("cpu_ms_median")) for r in mine
+                             if r[line_key] == value)
+                if len(row) < 2:
+                    continue
+                xs, wall, cpu = zip(*row)
+                name = "N" if line_key == "n_points" else "G"
+                (line,) = ax.plot(xs, wall, styles.get(device, "-."), marker=marker, label=f"{device}, {name}={value:,}")
+                if device == "cpu" and None not in cpu:
+                    ax.plot(xs, cpu, ":", color=line.get_color(), linewidth=1)
     for ax, xlabel in ((ax_g, "grasps G (K = 2 contacts each)"), (ax_n, "cloud points N")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("end-to-end latency, median ms (Python API)")
+        ax.set_ylabel("end-to-end latency, median ms (Python API)\n(dotted: CPU time per call)")
         ax.grid(True, which="both", alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)

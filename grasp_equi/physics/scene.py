@@ -10,10 +10,13 @@
 
 Hand frame (same contract as ``grasp_equi.gripper``): +z approach, fingers close along ±y,
 origin midway between the fingertips. Finger +y ("left") touches the grasp's first contact.
-With pads (the default), each finger touches through a hemispherical rubber fingertip that
-the trial places at the contact's depth, like the point contacts with a 5 mm soft patch that
-the labels assume; the finger boxes then only carry the pads, and a box that ends up inside
-the object (it would have landed on another part) makes the trial ``off_target``.
+With pads (the default, "fingertips"), each finger touches through a 5 mm rubber fingertip
+that the trial places at the contact's depth, i.e. the point contact with a soft patch that
+the labels model. The finger boxes then only carry the pads: they count for placing the open
+gripper (no overlap with the object) but do not collide while closing, because the grasp
+samplers guarantee a free line between the contacts, not a free finger-sized slab; with
+``pad_radius=0`` ("flat") the boxes themselves are the jaws, and settle where the geometry
+lets them (DESIGN.md: flat jaws drift from the sampled points).
 The fingers close independently (so each finds its side while the object is held in place),
 then an equality constraint gears them together like a real parallel gripper's linkage, so
 an object with a weight component along the closing axis cannot slide the pair sideways.
@@ -93,7 +96,7 @@ def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: 
     palm_z = -spec.finger_length - spec.palm_thickness / 2
     kp = spec.grip_force / 0.002  # saturates at grip_force once the finger is 2 mm short of its target
     damping = 2 * np.sqrt(kp * 0.03)  # critical for a 30 g finger
-    # with pads, only the pads touch things: the boxes carry them (and are checked for overlap)
+    # with pads, only the pads (and the palm) touch things: the boxes just carry them
     touch = ' contype="0" conaffinity="0"' if spec.pad_radius > 0 else ""
     finger = ('<geom name="{name}" type="box" size="{fx} {fy} {fz}" pos="0 {y} {z}" friction="{friction}" '
               'condim="4" solref="{solref}" solimp="{solimp}" mass="0.03" rgba="0.3 0.3 0.35 1"' + touch + '/>')

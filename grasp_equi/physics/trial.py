@@ -10,7 +10,7 @@ trials, so the trial judges the grasp and not a table or a fall before the jaws 
    ``MAX_CLOSE_ROTATION`` is ``rotated`` and counts as not held (the grasp that was labelled
    did not happen); if not both fingers touch it, the grasp ``missed`` (not held). Fingers
    that closed onto another part of the object (a jaw's centre of pressure more than
-   ``OFF_TARGET`` from its sampled contact, e.g. a finger landing on a mug's handle) did not
+   ``OFF_TARGET`` from its sampled contact, e.g. a pad landing on a mug's handle) did not
    execute the labelled grasp either: ``off_target``, reported apart like collisions;
 3. gravity on, lift 10 cm, then shake: ±1.5 cm at 3 Hz along world x, y, z, then ±15° about
    each hand axis;
@@ -141,16 +141,6 @@ class GraspSimulator:
                     return True
         return False
 
-    def _boxes_inside(self) -> bool:
-        """True when a finger box (not touching things when there are pads) overlaps the object."""
-        if not self.pads:
-            return False
-        for g in self.finger_boxes:
-            for o in self._geom_near(g):
-                if mujoco.mj_geomDistance(self.model, self.data, g, o, 0.0, None) < -0.001:
-                    return True
-        return False
-
     def _pose(self, body: int) -> tuple[np.ndarray, np.ndarray]:
         return self.data.xpos[body].copy(), self.data.xmat[body].reshape(3, 3).copy()
 
@@ -207,7 +197,7 @@ class GraspSimulator:
             if not np.isfinite(result.drift):
                 result.status, result.lost_in = "missed", "close"
                 return result
-            if result.drift > OFF_TARGET or self._boxes_inside():
+            if result.drift > OFF_TARGET:
                 result.status, result.held = "off_target", None
                 return result
             d.eq_active[self.hold] = 0  # let go: unbalanced jaw forces now move the object

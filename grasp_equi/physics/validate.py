@@ -46,13 +46,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grip-force", type=float, default=JawSpec.grip_force, help="newtons per finger")
     parser.add_argument("--sim-mu", type=float, default=JawSpec.mu, help="friction in the simulation")
-    parser.add_argument("--pads", choices=("domed", "flat"), default="domed",
-                        help="finger pads: domed (touch near the sampled points, like the labels' soft fingers) "
-                             "or flat box faces (settle where the geometry lets them)")
+    parser.add_argument("--pads", choices=("fingertips", "flat"), default="fingertips",
+                        help="fingertips: 5 mm rubber tips touch at the sampled points (the labels' soft-finger "
+                             "contacts); flat: the box fingers are the jaws and settle where the geometry lets them")
     parser.add_argument("--label-mu", type=float, default=0.5)
     parser.add_argument("--label-sigma", type=float, default=0.003, help="contact perturbation (m)")
     parser.add_argument("--label-mu-sigma", type=float, default=0.1)
     parser.add_argument("--label-samples", type=int, default=24)
+    parser.add_argument("--label-threshold", type=float, default=STABLE_THRESHOLD,
+                        help="P(force closure) at or above which a label counts as stable")
     parser.add_argument("--calibrate", action="store_true",
                         help="grid-search label parameters against the outcomes (TRAINING families only)")
 
@@ -64,6 +66,8 @@ def _check(args) -> None:
     for name in ("grip_force", "sim_mu", "label_mu"):
         if not getattr(args, name) > 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive; got {getattr(args, name)}")
+    if not 0.0 < args.label_threshold <= 1.0:
+        raise ValueError(f"--label-threshold must lie in (0, 1]; got {args.label_threshold}")
     if args.families:
         unknown = [f for f in args.families if f not in FAMILIES]
         if unknown:
@@ -142,7 +146,7 @@ def run(args) -> int:
 
     _check(args)
     spec = JawSpec(grip_force=args.grip_force, mu=args.sim_mu,
-                   pad_radius=JawSpec.pad_radius if args.pads == "domed" else 0.0)
+                   pad_radius=JawSpec.pad_radius if args.pads == "fingertips" else 0.0)
     scorer, skip_reason = _scorer(args)
     objects = _objects(args)
     jobs, rows = [], []
@@ -206,16 +210,17 @@ def _counted(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["held"] is not None]
 
 
-def _section(rows: list[dict], has_scores: bool) -> dict:
+def _section(rows: list[dict], has_scores: bool, threshold: float = STABLE_THRESHOLD) -> dict:
     from grasp_equi.training.metrics import auc
 
     counted = _counted(rows)
     held = np.array([r["held"] for r in counted], dtype=bool)
-    out = agreement(np.array([r["label"] for r in counted]), held)
+    out = agreement(np.array([r["label"] for r in counted]), held, threshold)
     out["statuses"] = {s: sum(r["status"] == s for r in rows) for s in sorted({r["status"] for r in rows})}
     seated = [r for r in counted if r["status"] != "rotated"]  # the object did not turn in the closing jaws
     out["without_rotated"] = {k: v for k, v in agreement(np.array([r["label"] for r in seated]),
-                                                         np.array([r["held"] for r in seated], dtype=bool)).items()
+                                                         np.array([r["held"] for r in seated], dtype=bool),
+                                                         threshold).items()
                               if k in ("trials", "accuracy", "kappa")}
     if has_scores:
         out["model_auc"] = auc(np.array([r["score"] for r in counted]), held)
@@ -226,6 +231,7 @@ def _section(rows: list[dict], has_scores: bool) -> dict:
 
 def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
     has_scores = scorer is not None
+    thr = args.label_threshold
     counted = _counted(rows)
     statuses = {}
     for r in rows:
@@ -233,24 +239,24 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
     report = {
         "config": {"grip_force_n": spec.grip_force, "sim_mu": spec.mu, "pads": args.pads, "label_mu": args.label_mu,
                    "label_sigma": args.label_sigma, "label_mu_sigma": args.label_mu_sigma,
-                   "label_samples": args.label_samples, "stable_threshold": STABLE_THRESHOLD, "seed": args.seed,
+                   "label_samples": args.label_samples, "stable_threshold": args.label_threshold, "seed": args.seed,
                    "model": scorer.name if has_scores else None},
         "model_skipped": skip_reason or None,
         "statuses": statuses,
-        "overall": _section(rows, has_scores),
-        "per_family": {f: _section([r for r in rows if r["family"] == f], has_scores)
+        "overall": _section(rows, has_scores, thr),
+        "per_family": {f: _section([r for r in rows if r["family"] == f], has_scores, thr)
                        for f in sorted({r["family"] for r in rows})},
-        "per_source": {s: _section([r for r in rows if r["source"] == s], has_scores)
+        "per_source": {s: _section([r for r in rows if r["source"] == s], has_scores, thr)
                        for s in sorted({r["source"] for r in rows})},
     }
     drift = np.array([r["drift"] for r in counted], dtype=np.float64)
     report["by_jaw_drift"] = {}
     for lo, hi in ((0.0, 0.004), (0.004, 0.008), (0.008, 0.015), (0.015, np.inf)):
         sel = [r for r, d in zip(counted, drift) if lo <= d < hi]
-        report["by_jaw_drift"][f"{lo * 1000:g}-{hi * 1000:g}mm"] = _section(sel, has_scores)
+        report["by_jaw_drift"][f"{lo * 1000:g}-{hi * 1000:g}mm"] = _section(sel, has_scores, thr)
     jaw = [r for r in counted if np.isfinite(r["jaw_label"]) and r["status"] != "rotated"]
     report["jaw_contact_labels"] = agreement(np.array([r["jaw_label"] for r in jaw]),
-                                             np.array([r["held"] for r in jaw], dtype=bool))
+                                             np.array([r["held"] for r in jaw], dtype=bool), thr)
     held = np.array([r["held"] for r in counted], dtype=bool)
     report["reliability"] = {"label": reliability(np.array([r["label"] for r in counted]), held)}
     if has_scores:
