@@ -45,8 +45,13 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], ModelConfig, dict]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     with path.open("rb") as f:
-        head = f.read(8)
-    if head.startswith(_PICKLE_MAGIC):
+        head = f.read(9)
+    # A safetensors file starts with its JSON header's length (u64, little endian) and then "{";
+    # that length's first byte can be 0x80 too, so only a file that is not safetensors-shaped
+    # is judged by the pickle magic.
+    header_len = int.from_bytes(head[:8], "little") if len(head) == 9 else -1
+    safetensors_shaped = head[8:9] == b"{" and 0 < header_len <= path.stat().st_size - 8
+    if not safetensors_shaped and head.startswith(_PICKLE_MAGIC):
         raise CheckpointError(
             f"checkpoint {path}: looks like a pickle/torch.save file; refused because loading it "
             "could execute code. Convert it to safetensors (grasp_equi.checkpoint.save_checkpoint)."

@@ -162,7 +162,8 @@ def collate(
     }
 
 
-def collate_grasps(cloud: PreparedCloud, contact_pos: torch.Tensor, num_contacts: torch.Tensor) -> dict[str, torch.Tensor]:
+def collate_grasps(cloud: PreparedCloud, contact_pos: torch.Tensor,
+                   num_contacts: torch.Tensor) -> dict[str, torch.Tensor]:
     """``collate([cloud], [grasps])`` for grasps given flat: the same dictionary, no per-grasp tensors.
 
     ``contact_pos`` ``[C, 3]`` in the cloud's normalised frame, ``num_contacts`` ``[G]`` (K of

@@ -84,6 +84,14 @@ class GraspScorer:
             model = build_model(config)
         return cls(model, config, device, name=f"untrained(seed={seed})")
 
+    def compile(self) -> "GraspScorer":
+        """Opt in to ``torch.compile`` of the tensor-product kernels (see ``model/compile.py``):
+        ~1/3 less CPU time per call after a first call that compiles for tens of seconds."""
+        from grasp_equi.model.compile import compile_tensor_products
+
+        compile_tensor_products(self.model)
+        return self
+
     # ---------------------------------------------------------------- scoring
     @contextmanager
     def _stage(self, name: str, into: dict[str, float] | None = None):

@@ -7,7 +7,7 @@
 # pytest (hypothesis, matplotlib optional). No internet, no rclpy/open3d/PySide6 needed.
 # Every step has its own time limit; the whole script stays under 8 minutes. Everything it
 # produces lands in OUT_DIR: gpu_check.log (this console), env.txt, nvidia-smi.txt,
-# pytest.txt + junit.xml, bench_cuda.{json,png,txt}, bench_cuda_amp.{json,txt},
+# pytest.txt + junit.xml, bench_cuda.{json,png,txt}, bench_cuda_amp.{json,txt}, bench_cuda_compiled.*,
 # bench_cpu_quick.{json,txt} and summary.txt (the figures to put in the README).
 set -u
 cd "$(dirname "$0")/.."
@@ -18,6 +18,11 @@ PY="${PYTHON:-python3}"
 exec > >(tee "$OUT_DIR/gpu_check.log") 2>&1
 T0=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - T0 )) s] $*"; }
+# limit N: N seconds, or what is left of the 7 min 40 s budget if less (0 = skip the step)
+limit() { local left=$(( T0 + 460 - $(date +%s) )); [ "$left" -lt "$1" ] && echo $(( left > 5 ? left : 0 )) || echo "$1"; }
+run_limited() { local secs; secs=$(limit "$1"); shift
+    if [ "$secs" -le 0 ]; then echo "skipped: out of time"; return 124; fi
+    timeout "$secs" "$@"; }
 status=0
 
 step "environment"
@@ -41,7 +46,7 @@ cat "$OUT_DIR/env.txt"
 step "pip install --no-deps -e . (offline)"
 if [ -n "${GPU_CHECK_SKIP_INSTALL:-}" ]; then
     echo "skipped (GPU_CHECK_SKIP_INSTALL set)"
-elif ! timeout 120 "$PY" -m pip install --no-deps --no-build-isolation --no-index -q -e . \
+elif ! timeout 60 "$PY" -m pip install --no-deps --no-build-isolation --no-index -q -e . \
         > "$OUT_DIR/pip.txt" 2>&1; then
     echo "pip install failed (see pip.txt); running from the source tree via PYTHONPATH"
     tail -5 "$OUT_DIR/pip.txt"
@@ -51,23 +56,29 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # harmless after a good ins
 step "tests: CUDA + core (no ROS/Qt)"
 # test_cuda: CPU vs CUDA scores within 1e-4 and invariance on CUDA; the rest: invariance, model,
 # API contract and the benchmark's own tests on the real pipeline.
-timeout 210 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT_DIR/junit.xml" \
+run_limited 150 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT_DIR/junit.xml" \
     tests/test_cuda.py tests/test_invariance.py tests/test_model.py tests/test_api.py tests/test_bench.py \
     > "$OUT_DIR/pytest.txt" 2>&1 || status=1
 tail -15 "$OUT_DIR/pytest.txt"
 
 step "bench: full grid on CUDA"
-timeout 150 "$PY" -m grasp_equi.cli bench --device cuda --json "$OUT_DIR/bench_cuda.json" \
+run_limited 110 "$PY" -m grasp_equi.cli bench --device cuda --json "$OUT_DIR/bench_cuda.json" \
     --plot "$OUT_DIR/bench_cuda.png" > "$OUT_DIR/bench_cuda.txt" 2>"$OUT_DIR/bench_cuda.err" || status=1
 cat "$OUT_DIR/bench_cuda.txt"; tail -3 "$OUT_DIR/bench_cuda.err"
 
 step "bench: half precision on CUDA (reported with its invariance error)"
-timeout 60 "$PY" -m grasp_equi.cli bench --device cuda --quick --precision bf16,fp16 \
+run_limited 40 "$PY" -m grasp_equi.cli bench --device cuda --quick --precision bf16,fp16 \
     --json "$OUT_DIR/bench_cuda_amp.json" > "$OUT_DIR/bench_cuda_amp.txt" 2>"$OUT_DIR/bench_cuda_amp.err" || true
 cat "$OUT_DIR/bench_cuda_amp.txt"; tail -3 "$OUT_DIR/bench_cuda_amp.err"
 
+step "bench: torch.compile'd tensor products on CUDA (compile time reported, excluded from timings)"
+run_limited 70 "$PY" -m grasp_equi.cli bench --device cuda --compile --n-points 20000 --n-grasps 64,512,4000 \
+    --json "$OUT_DIR/bench_cuda_compiled.json" > "$OUT_DIR/bench_cuda_compiled.txt" \
+    2>"$OUT_DIR/bench_cuda_compiled.err" || true
+cat "$OUT_DIR/bench_cuda_compiled.txt"; tail -3 "$OUT_DIR/bench_cuda_compiled.err"
+
 step "bench: quick CPU run on the same machine (for comparison)"
-timeout 60 "$PY" -m grasp_equi.cli bench --device cpu --quick --json "$OUT_DIR/bench_cpu_quick.json" \
+run_limited 40 "$PY" -m grasp_equi.cli bench --device cpu --quick --json "$OUT_DIR/bench_cpu_quick.json" \
     > "$OUT_DIR/bench_cpu_quick.txt" 2>"$OUT_DIR/bench_cpu_quick.err" || true
 cat "$OUT_DIR/bench_cpu_quick.txt"; tail -3 "$OUT_DIR/bench_cpu_quick.err"
 
@@ -80,17 +91,18 @@ print((out / "env.txt").read_text().strip())
 tail = (out / "pytest.txt").read_text().strip().splitlines() if (out / "pytest.txt").exists() else []
 print("tests:", tail[-1] if tail else "no output")
 targets = {(20000, 4000): 10.0, (20000, 512): 5.0}
-for name in ("bench_cuda.json", "bench_cuda_amp.json", "bench_cpu_quick.json"):
+for name in ("bench_cuda.json", "bench_cuda_amp.json", "bench_cuda_compiled.json", "bench_cpu_quick.json"):
     path = out / name
     if not path.exists():
         print(f"{name}: missing")
         continue
     for r in json.loads(path.read_text()):
         key = (r["n_points"], r["n_grasps"])
-        goal = targets.get(key) if r["device"] == "cuda" and r.get("precision") == "fp32" else None
+        goal = targets.get(key) if r["device"] == "cuda" and r.get("precision", "fp32") == "fp32" else None
         verdict = "" if goal is None else (" (target <= %.0f ms: %s)" % (goal, "met" if r["total_ms_median"] <= goal else "MISSED"))
         inv = r.get("invariance_max_abs")
-        print(f"{name}: {r['device']} {r.get('precision', 'fp32')} N={key[0]} G={key[1]}: "
+        variant = r.get("precision", "fp32") + (" compiled" if r.get("compiled") else "")
+        print(f"{name}: {r['device']} {variant} N={key[0]} G={key[1]}: "
               f"{r['total_ms_median']:.2f} ms [{r['total_ms_p10']:.2f}-{r['total_ms_p90']:.2f}]"
               f"{verdict}; invariance {'n/a' if inv is None else f'{inv:.1e}'}; "
               f"stages " + ", ".join(f"{k} {v:.2f}" for k, v in r["stage_ms"].items()))

@@ -21,6 +21,7 @@ from conftest import ellipsoid_cloud, random_grasps
 from grasp_equi import cuda_fps
 from grasp_equi.cli import main
 from grasp_equi.geometry import _fps_torch, exact_cdist, farthest_point_sampling, nearest_neighbours
+from grasp_equi.graph import collate, collate_grasps, prepare_cloud
 
 # A small model and one thread keep these runs to seconds on a busy 2-core machine.
 FAST = ["--threads", "1", "--budget", "0",
@@ -61,6 +62,17 @@ def test_kdtree_neighbours_equal_the_exact_distance_matrix(rng):
     fast = nearest_neighbours(queries, cloud, 16)
     exact = exact_cdist(queries, cloud).topk(16, dim=1, largest=False).indices
     assert torch.equal(fast.sort(dim=1).values, exact.sort(dim=1).values)
+
+
+def test_flat_grasp_batch_equals_collate(rng):
+    points = torch.as_tensor(ellipsoid_cloud(500, rng=rng)[0])
+    cloud = prepare_cloud(points, None, 32)
+    grasps = [torch.as_tensor(rng.normal(size=(k, 3)), dtype=torch.float32) for k in (2, 3, 2, 5)]
+    reference = collate([cloud], [grasps])
+    flat = collate_grasps(cloud, torch.cat(grasps), torch.tensor([2, 3, 2, 5]))
+    assert reference.keys() == flat.keys()
+    for key, value in reference.items():
+        assert torch.equal(value, flat[key]), key
 
 
 def test_contact_check_agrees_with_a_full_search(small_scorer, rng):

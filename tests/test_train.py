@@ -217,3 +217,24 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert main(["evaluate", "--weights", str(tmp_path / "none.safetensors"), "--data", str(tmp_path),
                  "--json", str(tmp_path / "x.json")]) == 1
     assert "none.safetensors" in capsys.readouterr().err
+
+
+def test_checkpoint_whose_header_length_starts_with_0x80_loads(tmp_path):
+    """Regression: a safetensors header length with low byte 0x80 looks like the pickle magic;
+    such a checkpoint (one in 256 of them; a trained baseline hit it) must still load."""
+    from grasp_equi.checkpoint import read_checkpoint, save_checkpoint
+
+    config = ModelConfig(architecture="pointnet", num_nodes=32, baseline_width=8)
+    model = build_model(config)
+    for pad in range(300):
+        path = save_checkpoint(tmp_path / "odd.safetensors", model, config, {"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    state, loaded, info = read_checkpoint(path)
+    assert loaded == config and len(info["pad"]) == pad and set(state) == set(model.state_dict())
+    pickled = tmp_path / "model.pt"
+    torch.save(model.state_dict(), pickled)
+    with pytest.raises(ValueError, match="pickle"):
+        read_checkpoint(pickled)

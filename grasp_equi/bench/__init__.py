@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="fp32", metavar="P,P,...",
                         help="fp32 (default) and/or bf16, fp16 (torch.autocast; reported with their "
                              "invariance error, which must stay < 1e-3 to be usable)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the tensor-product kernels first (GraspScorer.compile); the "
+                             "compile time is reported, the warm-ups exclude it")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--budget", type=float, help="seconds of repeats per configuration after the minimum")
     parser.add_argument("--ros", action="store_true",
@@ -121,6 +124,18 @@ def _scorer(weights: Path | None, device: str, overrides: dict):
     return GraspScorer.untrained(seed=0, device=device)
 
 
+def _compile(scorer, k: int) -> float:
+    """Compile ``scorer``'s kernels and run them once; returns the seconds that took."""
+    import time
+
+    from grasp_equi.bench.measure import make_workload
+
+    start = time.perf_counter()
+    work = make_workload(5_000, 8, k=k)
+    scorer.compile().score(work.points, work.contacts)
+    return time.perf_counter() - start
+
+
 def run(args) -> int:
     import torch
     from tqdm import tqdm
@@ -141,13 +156,16 @@ def run(args) -> int:
 
     records, machines = [], {}
     jobs = [(d, p, n, g) for d in devices for p in precisions for n, g in grid]
-    scorers = {}
+    scorers, compile_s = {}, {}
     with torch.inference_mode(), tqdm(jobs, desc="bench", unit="config", file=sys.stderr) as progress:
         for device, precision, n_points, n_grasps in progress:
             progress.set_postfix_str(f"{device} {precision} N={n_points} G={n_grasps}")
             if device not in scorers:
                 scorers[device] = _scorer(args.weights, device, args.model_config)
                 machines[device] = m.machine_description(scorers[device].device)
+                if args.compile:
+                    compile_s[device] = _compile(scorers[device], args.k)
+                    machines[device] += f"; tensor products compiled in {compile_s[device]:.0f} s"
             scorer = scorers[device]
             work = m.make_workload(n_points, n_grasps, k=args.k)
             record = m.measure(scorer, work, codec, warmup, min_repeats, max_repeats, budget, precision)
@@ -155,6 +173,7 @@ def run(args) -> int:
                                             if n_grasps <= INVARIANCE_MAX_GRASPS else None)
             record["machine"] = machines[device]
             record["mode"] = "api"
+            record["compiled"] = bool(args.compile)
             records.append(record)
             if device == "cuda":
                 torch.cuda.empty_cache()

@@ -22,24 +22,30 @@ def markdown_table(records: list[dict]) -> str:
             + ["**total (API)**", "p10–p90", "CPU time", "pipeline", "host peak MiB", "GPU peak MiB"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
-        device = r["device"] if r.get("precision", "fp32") == "fp32" else f"{r['device']} {r['precision']}"
+        device = " ".join([r["device"]] + ([r["precision"]] if r.get("precision", "fp32") != "fp32" else [])
+                          + (["compiled"] if r.get("compiled") else []))
         cells = [device, f"{r['n_points']:,}", f"{r['n_grasps']:,}"]
         cells += [_fmt(r["stage_ms"].get(s)) for s in shown]
         cells += [f"**{_fmt(r['total_ms_median'])}**", f"{_fmt(r['total_ms_p10'])}–{_fmt(r['total_ms_p90'])}",
-                  _fmt(r.get("cpu_ms_median")), _fmt(r.get("pipeline_ms_median")), _fmt(r.get("host_peak_mb")), _fmt(r.get("device_peak_mb"))]
+                  _fmt(r.get("cpu_ms_median")), _fmt(r.get("pipeline_ms_median")),
+                  _fmt(r.get("host_peak_mb")), _fmt(r.get("device_peak_mb"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def ros_table(records: list[dict]) -> str:
     """End to end over ROS 2: node vs echo (transport floor) vs the Python API, medians in ms."""
-    lines = ["| device | N | G | API | echo (transport) | grasp_node | node - echo - API |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| device | N | G | API | echo (transport) | grasp_node | node - echo - API | node's own stages |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in records:
         api = r.get("api_ms_median")
-        extra = "–" if api is None else f"{r['total_ms_median'] - r['echo_ms_median'] - api:+.1f} ms ({100 * r['node_overhead_vs_api']:+.0f} %)"
+        extra = "–"
+        if api is not None:
+            added = r["total_ms_median"] - r["echo_ms_median"] - api
+            extra = f"{added:+.1f} ms ({100 * r['node_overhead_vs_api']:+.0f} % of API)"
         lines.append(f"| {r['device']} | {r['n_points']:,} | {r['n_grasps']:,} | {_fmt(api)} | "
-                     f"{_fmt(r['echo_ms_median'])} | {_fmt(r['total_ms_median'])} | {extra} |")
+                     f"{_fmt(r['echo_ms_median'])} | {_fmt(r['total_ms_median'])} | {extra} | "
+                     + ", ".join(f"{k} {v:.1f}" for k, v in r.get("node_stage_ms", {}).items()) + " |")
     return "\n".join(lines)
 
 
@@ -65,8 +71,12 @@ def plot(path: Path, records: list[dict], title: str) -> bool:
     records = [r for r in records if r.get("precision", "fp32") == "fp32" and r.get("mode", "api") == "api"]
     fig, (ax_g, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
     styles = {"cpu": "-", "cuda": "--"}
-    for device in sorted({r["device"] for r in records}):
-        mine = [r for r in records if r["device"] == device]
+
+    def label(r: dict) -> str:
+        return r["device"] + (" compiled" if r.get("compiled") else "")
+
+    for device in sorted({label(r) for r in records}):
+        mine = [r for r in records if label(r) == device]
         for ax, line_key, x_key, marker in ((ax_g, "n_points", "n_grasps", "o"), (ax_n, "n_grasps", "n_points", "s")):
             for value in sorted({r[line_key] for r in mine}):
                 row = sorted((r[x_key], r["total_ms_median"], r.get("cpu_ms_median")) for r in mine
@@ -75,8 +85,9 @@ def plot(path: Path, records: list[dict], title: str) -> bool:
                     continue
                 xs, wall, cpu = zip(*row)
                 name = "N" if line_key == "n_points" else "G"
-                (line,) = ax.plot(xs, wall, styles.get(device, "-."), marker=marker, label=f"{device}, {name}={value:,}")
-                if device == "cpu" and None not in cpu:
+                style = styles.get(device.split()[0], "-.") if "compiled" not in device else "-."
+                (line,) = ax.plot(xs, wall, style, marker=marker, label=f"{device}, {name}={value:,}")
+                if device.startswith("cpu") and None not in cpu:
                     ax.plot(xs, cpu, ":", color=line.get_color(), linewidth=1)
     for ax, xlabel in ((ax_g, "grasps G (K = 2 contacts each)"), (ax_n, "cloud points N")):
         ax.set_xscale("log")

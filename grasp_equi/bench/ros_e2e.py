@@ -38,7 +38,15 @@ class _Target:
         self.pub_cloud = node.create_publisher(PointCloud2, f"{ns}/cloud", RELIABLE)
         self.pub_contacts = node.create_publisher(PointCloud2, f"{ns}/contacts", RELIABLE)
         self.arrived: dict[tuple[int, int], float] = {}
+        self.diagnostics: dict[str, str] = {}  # the node's latest /diagnostics key/values
         node.create_subscription(PointCloud2, f"{ns}/scored_grasps", self._on_reply, RELIABLE)
+        if not ns:
+            from diagnostic_msgs.msg import DiagnosticArray
+
+            from grasp_equi.ros.diagnostics import diagnostic_values
+
+            node.create_subscription(DiagnosticArray, "/diagnostics",
+                                     lambda msg: self.diagnostics.update(diagnostic_values(msg)), RELIABLE)
 
     def _on_reply(self, msg) -> None:
         self.arrived[self.stamp_key(msg.header)] = time.perf_counter()
@@ -59,7 +67,7 @@ class _Target:
         self.pub_contacts.publish(contacts_msg)
         deadline = start + REPLY_TIMEOUT_S
         while key not in self.arrived and time.perf_counter() < deadline:
-            self.rclpy.spin_once(self.node, timeout_sec=0.001)
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)  # returns as soon as a reply arrives
         return (self.arrived.pop(key) - start) * 1e3 if key in self.arrived else None
 
 
@@ -133,12 +141,17 @@ def _measure_device(rclpy, header_type, codec, args, scorer, grid, api) -> list[
                     if i >= 2:
                         times[name].append(ms)
             node_ms, echo_ms = float(np.median(times["node"])), float(np.median(times["echo"]))
+            node.diagnostics.clear()  # the node's own stage split of its last request (published each second)
+            _spin_until(rclpy, client, lambda: bool(node.diagnostics), 3.0)
+            inside = {k[5:-3]: float(v) for k, v in node.diagnostics.items()
+                      if k.startswith("last_") and k.endswith("_ms")}
             record = {"mode": "ros", "device": device, "precision": "fp32", "n_points": n_points,
                       "n_grasps": n_grasps, "k": args.k, "repeats": len(times["node"]),
                       "stage_ms": {"ros_node": node_ms, "ros_echo": echo_ms},
                       "total_ms_median": node_ms, "echo_ms_median": echo_ms,
                       "total_ms_p10": float(np.percentile(times["node"], 10)),
-                      "total_ms_p90": float(np.percentile(times["node"], 90))}
+                      "total_ms_p90": float(np.percentile(times["node"], 90)),
+                      "node_stage_ms": inside}
             api_record = api.get((device, n_points, n_grasps))
             if api_record:
                 # node = API + echo + overhead; target: overhead <= 20 % of the API latency

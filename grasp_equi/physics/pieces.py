@@ -9,8 +9,9 @@ convex slab. The slabs' outer faces ARE the surface (bridging a concave patch co
 wall or a torus' ring touches the real wall, never a hull stretched over the hole. Each slab
 is 90 % of the local wall thickness deep (measured by an inward ray, at most 8 mm): thick
 enough that a finger pressing with 40 N never tunnels through it, yet never poking out of
-the wall's other side (slabs of opposite walls may overlap inside the material, harmlessly). Mass and inertia come from the solid mesh, not
-from the slabs. Deterministic and fast (no random decomposition, numpy only).
+the wall's other side (slabs of opposite walls may overlap inside the material, harmlessly).
+Mass and inertia come from the solid mesh, not from the slabs. Deterministic and fast (no
+random decomposition, numpy only).
 """
 
 from __future__ import annotations

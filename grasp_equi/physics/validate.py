@@ -30,8 +30,10 @@ def add_arguments(parser) -> None:
                      help="object families (default: the held-out test families of --splits)")
     src.add_argument("--meshes", type=Path, metavar="DIR", help="a directory of mesh files instead of families")
     parser.add_argument("--units", default="m", choices=sorted(UNITS), help="units of --meshes files")
-    parser.add_argument("--splits", type=Path, help="splits.json naming the held-out families (default: built-in)")
-    parser.add_argument("--objects", type=int, default=12, help="objects per family (or meshes, at most)")
+    parser.add_argument("--splits", type=Path,
+                        help="splits.json (or a dataset directory holding one) naming the held-out families "
+                             "(default: the built-in split)")
+    parser.add_argument("--objects", type=int, default=16, help="objects per family (or meshes, at most)")
     parser.add_argument("--grasps-per-object", type=int, default=6)
     parser.add_argument("--sampler", choices=("dataset", "antipodal"), default="dataset",
                         help="dataset: the training data's K=2 mix (antipodal, perturbed, random pairs); "
@@ -77,6 +79,9 @@ def _check(args) -> None:
 def _test_families(splits: Path | None) -> list[str]:
     if splits is None:
         return list(DEFAULT_SPLITS["test"])
+    splits = Path(splits)
+    if splits.is_dir():  # a dataset directory
+        splits = splits / "splits.json"
     try:
         data = json.loads(Path(splits).read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -95,7 +100,15 @@ def _objects(args) -> list:
         files = sorted(p for p in args.meshes.iterdir() if p.suffix.lower() in MESH_SUFFIXES)[:args.objects]
         if not files:
             raise ValueError(f"--meshes {args.meshes}: no mesh files ({', '.join(MESH_SUFFIXES)})")
-        return [load_mesh_object(p, args.units, require_watertight=False) for p in files]
+        objects = []
+        for path in files:
+            try:
+                objects.append(load_mesh_object(path, args.units, require_watertight=False))
+            except ValueError as err:  # one bad file does not end the run
+                print(f"skipped {err}", file=sys.stderr)
+        if not objects:
+            raise ValueError(f"--meshes {args.meshes}: no usable mesh")
+        return objects
     families = args.families or _test_families(args.splits)
     return [make_object(fam, np.random.default_rng([args.seed, FAMILIES.index(fam), i]), name=f"{fam}_{i}")
             for fam in families for i in range(args.objects)]
@@ -186,9 +199,24 @@ def run(args) -> int:
         print(f"plot: {args.plot}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**report, "trials": rows}, indent=1, default=float))
+        args.json.write_text(json.dumps(_plain({**report, "trials": rows}), indent=1, allow_nan=False))
         print(f"report: {args.json}")
     return 0
+
+
+def _plain(value):
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
 
 
 def _relabel_at_jaws(rows: list[dict], args) -> None:
@@ -276,9 +304,11 @@ def _print(report: dict) -> None:
     print(f"trial outcomes: {report['statuses']}")
     print(f"overall        {_fmt(report['overall'])}")
     for name, sec in report["per_family"].items():
-        print(f"  {name:13s}{_fmt(sec)}")
+        if sec["trials"]:
+            print(f"  {name:13s}{_fmt(sec)}")
     for name, sec in report["per_source"].items():
-        print(f"  [{name}]{' ' * max(1, 11 - len(name))}{_fmt(sec)}")
+        if sec["trials"]:
+            print(f"  [{name}]{' ' * max(1, 11 - len(name))}{_fmt(sec)}")
     for name, sec in report["by_jaw_drift"].items():
         if sec["trials"]:
             print(f"  drift {name:9s}{_fmt(sec)}")

@@ -71,7 +71,9 @@ def _card_section(path: Path) -> str:
         f"- **Training**: {info.get('step', '?')} steps to the best validation AUC {_fmt(info.get('val_auc'))}, "
         f"{info.get('train_seconds', 0) / 60:.0f} min on {info.get('hardware', '?')}; torch {info.get('torch', '?')}; "
         f"rotation augmentation: {settings.get('augment_rotations', False)}.",
-        f"- **Command**: `{info.get('command', '?')}`",
+        f"- **Command**: `{info.get('command', '?')}`" + (
+            " (a resumed run: it continued an earlier run in the same folder; steps and time count every part)"
+            if "--resume" in str(info.get("command", "")) else ""),
         f"- **Model config**: `{json.dumps(config.to_dict())}`",
         f"- **Optimiser settings**: `{json.dumps(settings)}`",
         "",
