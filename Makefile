@@ -34,8 +34,10 @@ $(STAMP): requirements.txt setup.py
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
+# One torch thread per process: the suite runs the node and GUI in child processes beside
+# pytest, and on 2 cores two threads per process stall each other (13 min vs < 1 min).
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 run: setup
 	$(VENV)/bin/grasp-equi run

@@ -86,7 +86,7 @@ class GraspScorer:
 
     def compile(self) -> "GraspScorer":
         """Opt in to ``torch.compile`` of the tensor-product kernels (see ``model/compile.py``):
-        ~1/3 less CPU time per call after a first call that compiles for tens of seconds."""
+        10-30 % less CPU time per call after a first call that compiles for tens of seconds."""
         from grasp_equi.model.compile import compile_tensor_products
 
         compile_tensor_products(self.model)

@@ -58,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int)
     p.add_argument("--plot", type=Path, default=Path("docs/data_efficiency.png"))
     p.add_argument("--only-report", action="store_true", help="no training: table + plot from finished runs")
+    p.add_argument("--merge", nargs="*", default=[], type=Path,
+                   help="other study folders whose finished runs join the table and plot")
     return p.parse_args(argv)
 
 
@@ -121,13 +123,19 @@ def run_study(args) -> list[dict]:
     return results
 
 
+def _group(r: dict) -> tuple[int, int, str]:
+    """Sort key and label of a result: variant and step budget (several budgets may be merged)."""
+    steps = r["settings"]["steps"]
+    return list(VARIANTS).index(r["variant"]), steps, f"{r['variant']}, {steps} steps"
+
+
 def table(results: list[dict]) -> str:
-    rows = ["| model | training objects (fraction) | steps | train min | held-out AUC, random poses | complete | partial |"
-            " K=2 | K=3-5 |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(results, key=lambda r: (list(VARIANTS).index(r["variant"]), r["fraction"])):
+    rows = ["| model, step budget | training objects (fraction) | steps run | train min | held-out AUC, random poses |"
+            " complete | partial | K=2 | K=3-5 |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (_group(r)[:2], r["fraction"])):
         t = r["test"]
         cell = lambda key: f"{t[key]['auc']:.3f}" if key in t else "–"  # noqa: E731
-        rows.append(f"| {r['variant']} | {r['train_objects']} ({r['fraction']:.3g}) | {r['summary']['steps']} | "
+        rows.append(f"| {_group(r)[2]} | {r['train_objects']} ({r['fraction']:.3g}) | {r['summary']['steps']} | "
                     f"{r['summary']['train_seconds'] / 60:.0f} | **{t['all']['auc']:.3f}** | {cell('complete')} | "
                     f"{cell('partial')} | {cell('k2')} | {cell('k3_5')} |")
     return "\n".join(rows)
@@ -138,21 +146,27 @@ def plot(results: list[dict], path: Path, subtitle: str = "") -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    budgets = sorted({r["settings"]["steps"] for r in results})
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
     for ax, key, title in zip(axes, ("all", "complete", "partial"), ("all held-out clouds", "complete", "partial")):
-        for variant in VARIANTS:
-            rs = sorted((r for r in results if r["variant"] == variant and key in r["test"]),
-                        key=lambda r: r["train_objects"])
+        for group in sorted({_group(r) for r in results}):
+            rs = sorted((r for r in results if _group(r) == group and key in r["test"]), key=lambda r: r["train_objects"])
             if rs:
-                color, style = STYLE[variant]
-                ax.plot([r["train_objects"] for r in rs], [r["test"][key]["auc"] for r in rs], style, color=color,
-                        label=variant)
+                color, style = STYLE[rs[0]["variant"]]
+                extra = budgets.index(group[1]) > 0  # larger budgets: dotted, hollow markers
+                ax.plot([r["train_objects"] for r in rs], [r["test"][key]["auc"] for r in rs],
+                        style[0] + (":" if extra else style[1:]), color=color, label=group[2],
+                        markerfacecolor="none" if extra else color)
         ax.set_xscale("log")
-        ax.set(title=title, xlabel="training objects")
+        ax.set_xticks(sorted({r["train_objects"] for r in results}))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set(title=title, xlabel="training objects (log scale)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("AUC on held-out families, random poses")
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
     fig.suptitle("Data efficiency" + (f" ({subtitle})" if subtitle else ""), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,10 +179,12 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     results = run_study(args)
+    for folder in args.merge:  # finished runs of other budgets (e.g. longer baseline runs)
+        results += [json.loads(f.read_text()) for f in sorted(Path(folder).glob("*/result.json"))]
     if not results:
         print("no finished runs", file=sys.stderr)
         return 1
-    budget = f"max {args.steps} steps" + (f" / {args.minutes:g} min" if args.minutes else "") + " per run, CPU"
+    budget = f"batch {args.batch} clouds, early stopping on val families; 2-core CPU"
     plot(results, args.plot, budget)
     md = table(results)
     (args.out / "table.md").write_text(md + "\n")

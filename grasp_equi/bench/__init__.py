@@ -14,6 +14,7 @@ without rclpy, open3d or Qt.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "num_nodes=128,irreps_hidden=16x0e+4x1o+2x2e (to price another model size)")
     parser.add_argument("--precision", default="fp32", metavar="P,P,...",
                         help="fp32 (default) and/or bf16, fp16 (torch.autocast; reported with their "
-                             "invariance error, which must stay < 1e-3 to be usable)")
+                             "invariance error, which must stay < 1e-3 to be usable, or as not running)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the tensor-product kernels first (GraspScorer.compile); the "
                              "compile time is reported, the warm-ups exclude it")
@@ -124,6 +125,13 @@ def _scorer(weights: Path | None, device: str, overrides: dict):
     return GraspScorer.untrained(seed=0, device=device)
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def _compile(scorer, k: int) -> float:
     """Compile ``scorer``'s kernels and run them once; returns the seconds that took."""
     import time
@@ -145,6 +153,8 @@ def run(args) -> int:
 
     if args.k < 2:
         raise ValueError("--k must be >= 2 (a grasp needs at least two contacts)")
+    if args.ros and (args.compile or args.precision != "fp32"):
+        raise ValueError("--ros compares the node with the plain fp32 API; run it without --compile/--precision")
     if args.threads:
         torch.set_num_threads(args.threads)
     devices, precisions, grid = _devices(args.device), _precisions(args.precision), _grid(args)
@@ -156,7 +166,7 @@ def run(args) -> int:
 
     records, machines = [], {}
     jobs = [(d, p, n, g) for d in devices for p in precisions for n, g in grid]
-    scorers, compile_s = {}, {}
+    scorers, compile_s, failed = {}, {}, {}
     with torch.inference_mode(), tqdm(jobs, desc="bench", unit="config", file=sys.stderr) as progress:
         for device, precision, n_points, n_grasps in progress:
             progress.set_postfix_str(f"{device} {precision} N={n_points} G={n_grasps}")
@@ -168,16 +178,31 @@ def run(args) -> int:
                     machines[device] += f"; tensor products compiled in {compile_s[device]:.0f} s"
             scorer = scorers[device]
             work = m.make_workload(n_points, n_grasps, k=args.k)
-            record = m.measure(scorer, work, codec, warmup, min_repeats, max_repeats, budget, precision)
-            record["invariance_max_abs"] = (m.invariance_error(scorer, work, precision)
-                                            if n_grasps <= INVARIANCE_MAX_GRASPS else None)
+            try:
+                record = m.measure(scorer, work, codec, warmup, min_repeats, max_repeats, budget, precision)
+                record["invariance_max_abs"] = (m.invariance_error(scorer, work, precision)
+                                                if n_grasps <= INVARIANCE_MAX_GRASPS else None)
+            except RuntimeError as err:
+                if precision == "fp32":
+                    raise
+                # e.g. e3nn 0.6 mixes dtypes under autocast (tensordot: "both inputs should have same dtype")
+                failed.setdefault((device, precision), str(err).splitlines()[0])
+                continue
             record["machine"] = machines[device]
+            record["load_avg_1min"] = _load_average()  # other processes' demand while it ran
             record["mode"] = "api"
             record["compiled"] = bool(args.compile)
             records.append(record)
             if device == "cuda":
                 torch.cuda.empty_cache()
 
+    busy = [r["load_avg_1min"] for r in records if r["load_avg_1min"] is not None]
+    if busy and max(busy) > (os.cpu_count() or 1) and torch.get_num_threads() > 1:
+        print(f"bench: the machine was busy (load average up to {max(busy):.1f} on {os.cpu_count()} cores): "
+              "wall times include waiting for other processes, and torch's threads stall each other; "
+              "see cpu_ms_median, or rerun with --threads 1", file=sys.stderr)
+    for (device, precision), reason in failed.items():
+        print(f"bench: {precision} on {device} does not run: {reason}", file=sys.stderr)
     model = scorers[devices[0]].name
     print(markdown_table(records))
     for device, text in machines.items():

@@ -22,7 +22,8 @@ from grasp_equi.bench.measure import make_workload
 
 MAX_ROS_GRASPS = 512  # DDS transfers of 4000-grasp requests are measured by the API grid instead
 STARTUP_TIMEOUT_S = 120.0
-REPLY_TIMEOUT_S = 30.0
+REPLY_TIMEOUT_S = 10.0
+MAX_LOST = 3  # best-effort subscriptions may drop a message (e.g. right after discovery): resend
 
 
 class _Target:
@@ -131,13 +132,16 @@ def _measure_device(rclpy, header_type, codec, args, scorer, grid, api) -> list[
             header = header_type(frame_id="object")
             cloud_msg, contacts_msg = codec.cloud_message(header, work.points), codec.contacts_message(
                 header, work.contacts)
-            times = {"node": [], "echo": []}
+            times, lost = {"node": [], "echo": []}, {"node": 0, "echo": 0}
             for i in range(2 + (4 if args.quick else 10)):  # 2 warm-ups, then alternate node/echo
                 for name, target in (("node", node), ("echo", echo)):
                     ms = target.round_trip(cloud_msg, contacts_msg)
-                    if ms is None:
-                        raise ValueError(f"no scored_grasps from the {name} within {REPLY_TIMEOUT_S:.0f} s "
-                                         f"(N={n_points}, G={n_grasps}; logs in {logs})")
+                    while ms is None:
+                        lost[name] += 1
+                        if lost[name] > MAX_LOST:
+                            raise ValueError(f"no scored_grasps from the {name} {lost[name]} times (waited "
+                                             f"{REPLY_TIMEOUT_S:.0f} s each; N={n_points}, G={n_grasps}; logs in {logs})")
+                        ms = target.round_trip(cloud_msg, contacts_msg)
                     if i >= 2:
                         times[name].append(ms)
             node_ms, echo_ms = float(np.median(times["node"])), float(np.median(times["echo"]))
@@ -151,7 +155,7 @@ def _measure_device(rclpy, header_type, codec, args, scorer, grid, api) -> list[
                       "total_ms_median": node_ms, "echo_ms_median": echo_ms,
                       "total_ms_p10": float(np.percentile(times["node"], 10)),
                       "total_ms_p90": float(np.percentile(times["node"], 90)),
-                      "node_stage_ms": inside}
+                      "node_stage_ms": inside, "lost_requests": lost}
             api_record = api.get((device, n_points, n_grasps))
             if api_record:
                 # node = API + echo + overhead; target: overhead <= 20 % of the API latency
