@@ -281,13 +281,18 @@ def test_full_queue_drops_oldest_and_counts(client, rng):
     for i in range(20):  # distinct clouds: each needs its own encoder pass
         points, _ = ellipsoid_cloud(8000, axes=(0.05 + 0.001 * i, 0.03, 0.02), rng=rng)
         keys.append(client.request(points, random_grasps(points, 16, 2, rng)))
-    settled = lambda d: (int(d["requests"]) - before["requests"] == 20  # noqa: E731
-                         and int(d["scored"]) + int(d["dropped"]) + int(d["unmatched"]) - before["scored"]
-                         - before["dropped"] - before["unmatched"] == 20 and d["queue"].startswith("0/"))
+    # Requests are subscribed best-effort (so best-effort planners are served too): under a
+    # burst of 8k-point clouds on a busy machine DDS may lose one; the node must account for
+    # every request it did receive.
+    def settled(d):
+        received = int(d["requests"]) - before["requests"]
+        handled = sum(int(d[k]) - before[k] for k in ("scored", "dropped", "unmatched"))
+        return received >= 18 and handled == received and d["queue"].startswith("0/")
+
     after = {k: int(v) for k, v in client.wait_diagnostics(settled, 60).items() if v.isdigit()}
     delta = {k: after[k] - before[k] for k in ("requests", "scored", "dropped", "unmatched", "invalid")}
-    assert delta["requests"] == 20 and delta["invalid"] == 0
-    assert delta["scored"] + delta["dropped"] + delta["unmatched"] == 20
+    assert 18 <= delta["requests"] <= 20 and delta["invalid"] == 0, delta
+    assert delta["scored"] + delta["dropped"] + delta["unmatched"] == delta["requests"]
     assert delta["dropped"] > 0, delta  # 20 encoder passes cannot all fit a queue of 1
     client.spin_until(lambda: sum(k in client.results for k in keys) >= delta["scored"], TIMEOUT)
     assert sum(k in client.results for k in keys) == delta["scored"]
