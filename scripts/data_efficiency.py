@@ -149,7 +149,7 @@ def plot(results: list[dict], path: Path, subtitle: str = "") -> None:
     import matplotlib.ticker
 
     budgets = sorted({r["settings"]["steps"] for r in results})
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.8), sharey=True)
     for ax, key, title in zip(axes, ("all", "complete", "partial"), ("all held-out clouds", "complete", "partial")):
         for group in sorted({_group(r) for r in results}):
             rs = sorted((r for r in results if _group(r) == group and key in r["test"]), key=lambda r: r["train_objects"])
@@ -166,9 +166,10 @@ def plot(results: list[dict], path: Path, subtitle: str = "") -> None:
         ax.set(title=title, xlabel="training objects (log scale)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("AUC on held-out families, random poses")
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle("Data efficiency" + (f" ({subtitle})" if subtitle else ""), fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

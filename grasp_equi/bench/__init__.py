@@ -215,7 +215,7 @@ def run(args) -> int:
 
     meta = {"model": model, "torch": torch.__version__, "quick": bool(args.quick)}
     if args.ros:
-        from grasp_equi.bench.ros_e2e import measure_ros
+        from grasp_equi.ros.bench_e2e import measure_ros  # rclpy lives only under ros/
 
         ros_records = measure_ros(args, scorers, records)
         print(ros_table(ros_records))

@@ -40,7 +40,7 @@ class TrainSettings:
     """Optimisation hyper-parameters (saved in every checkpoint's info)."""
 
     # Defaults = the shipped model's run (model card), so `make train` reproduces it.
-    steps: int = 1500  # optimiser steps (upper bound; early stopping / max_minutes may end sooner)
+    steps: int = 3000  # optimiser steps (upper bound; early stopping / max_minutes may end sooner)
     lr: float = 3e-3
     min_lr_fraction: float = 0.05  # cosine decays to lr * this
     weight_decay: float = 1e-4
