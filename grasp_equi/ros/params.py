@@ -41,6 +41,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("allow_untrained", False, "if the shipped weights are missing, score with a random untrained "
          "model instead of exiting (demo/test use only)", read_only=True),
     Spec("device", "auto", "auto | cpu | cuda | cuda:N (auto = CUDA when present)", read_only=True),
+    Spec("cpu_threads", 1, "torch CPU threads for inference; 0 = torch's default (one per core). 1 keeps "
+         "OpenMP workers from contending with the DDS and executor threads on small robot CPUs",
+         read_only=True, value_range=(0, 256)),
     Spec("sync", "exact", "match contacts to the cloud with the same header.stamp (exact) or to the "
          "latest cloud in the same frame (latest)", choices=SYNC_CHOICES),
     Spec("sync_timeout", 2.0, "seconds a request waits for its cloud before it is dropped", value_range=(0.0, 60.0)),
@@ -72,6 +75,7 @@ class Settings:
     model_path: str = ""
     allow_untrained: bool = False
     device: str = "auto"
+    cpu_threads: int = 1
     sync: str = "exact"
     sync_timeout: float = 2.0
     max_points: int = 1_000_000

@@ -62,12 +62,16 @@ class DropOldestQueue(Generic[T]):
 class Worker(threading.Thread):
     """Runs ``handle(job)`` for each queued job until ``stop()``; ``handle`` must not raise."""
 
-    def __init__(self, queue: DropOldestQueue, handle: Callable[[object], None]):
+    def __init__(self, queue: DropOldestQueue, handle: Callable[[object], None],
+                 on_start: Callable[[], None] | None = None):
         super().__init__(name="grasp_equi-scoring", daemon=True)
         self.queue = queue
         self.handle = handle
+        self.on_start = on_start  # per-thread set-up (OpenMP thread counts are per thread)
 
     def run(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
         while True:
             job = self.queue.get()
             if job is None:
