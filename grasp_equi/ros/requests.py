@@ -24,15 +24,8 @@ def describe_stamp(key: tuple[int, int]) -> str:
     return f"{key[0]}.{key[1]:09d}"
 
 
-@dataclass
-class CloudEntry:
-    """A decoded object cloud; ``encoded`` is filled by the worker (the encoder runs once)."""
-
-    header: object
-    points: np.ndarray  # [N, 3] float64
-    normals: np.ndarray | None  # [N, 3] float64
-    encoded: object = None
-    encoded_for: int = -1  # the sample_points value ``encoded`` was made with
+class _Stamped:
+    """``key`` (header stamp) and ``frame`` of a record that holds a message ``header``."""
 
     @property
     def key(self) -> tuple[int, int]:
@@ -44,7 +37,18 @@ class CloudEntry:
 
 
 @dataclass
-class Request:
+class CloudEntry(_Stamped):
+    """A decoded object cloud; ``encoded`` is filled by the worker (the encoder runs once)."""
+
+    header: object
+    points: np.ndarray  # [N, 3] float64
+    normals: np.ndarray | None  # [N, 3] float64
+    encoded: object = None
+    encoded_for: int = -1  # the sample_points value ``encoded`` was made with
+
+
+@dataclass
+class Request(_Stamped):
     """A scoring request (from ``contacts`` or ``grasp_poses``) waiting for or holding its cloud."""
 
     kind: str  # "contacts" | "poses"
@@ -57,14 +61,6 @@ class Request:
     positions: np.ndarray | None = None  # poses: [P, 3]
     quats: np.ndarray | None = None  # poses: [P, 4] (x, y, z, w)
     stage_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return stamp_key(self.header)
-
-    @property
-    def frame(self) -> str:
-        return self.header.frame_id
 
 
 class CloudStore:
