@@ -67,6 +67,18 @@ def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud) -> torch.Te
     return ((contacts.to(torch.float64) - cloud.center) / cloud.scale).to(torch.float32)
 
 
+def contact_normals(contacts: torch.Tensor, local_points: torch.Tensor, k: int = 16) -> torch.Tensor:
+    """Outward unit normals ``[C, 3]`` of the cloud at each contact.
+
+    ``contacts`` ``[C, 3]`` and ``local_points`` ``[N, 3]`` are both in the cloud's normalised
+    frame (centroid at the origin), so the sign rule is the nodes' one: away from the centroid.
+    Estimated from the cloud, never taken from a mesh, in training as at inference.
+    """
+    if contacts.shape[0] == 0:
+        return torch.zeros(0, 3, dtype=torch.float32, device=contacts.device)
+    return estimate_normals(contacts, local_points, k=k, center=torch.zeros(3, device=local_points.device))
+
+
 def grasp_tensors(num_contacts: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``contact_grasp`` ``[C]`` and ``grasp_num_contacts`` ``[G]`` for grasps of given K."""
     counts = torch.as_tensor(list(num_contacts), dtype=torch.long, device=device)  # [G]
@@ -133,11 +145,13 @@ def contact_pair_graph(contact_grasp: torch.Tensor, num_contacts: torch.Tensor) 
 def collate(
     clouds: Sequence[PreparedCloud],
     contacts_per_cloud: Sequence[Sequence[torch.Tensor]],
+    normals_per_cloud: Sequence[Sequence[torch.Tensor]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Batch prepared clouds and their grasps into one graph dictionary.
 
     ``contacts_per_cloud[b]`` is a list of ``[K_i, 3]`` tensors already in cloud b's
-    normalised frame. Grasps keep their order: cloud 0's first, then cloud 1's, ...
+    normalised frame; ``normals_per_cloud`` (same layout, optional) their contact normals.
+    Grasps keep their order: cloud 0's first, then cloud 1's, ...
     """
     device = clouds[0].node_pos.device
     sizes = torch.tensor([c.node_pos.shape[0] for c in clouds], device=device)  # [B]
@@ -148,7 +162,7 @@ def collate(
     ])  # [G]
     flat = [g for grasps in contacts_per_cloud for g in grasps]
     contact_grasp, num_contacts = grasp_tensors([g.shape[0] for g in flat], device)
-    return {
+    batch = {
         keys.NODE_POS: torch.cat([c.node_pos for c in clouds]),  # [n_nodes, 3]
         keys.NODE_NORMAL: torch.cat([c.node_normal for c in clouds]),  # [n_nodes, 3]
         keys.NODE_CLOUD: torch.repeat_interleave(torch.arange(len(clouds), device=device), sizes),
@@ -160,18 +174,23 @@ def collate(
         keys.GRASP_CLOUD: grasp_cloud,  # [G]
         keys.GRASP_NUM_CONTACTS: num_contacts,  # [G]
     }
+    if normals_per_cloud is not None:
+        normals = [n for grasps in normals_per_cloud for n in grasps]
+        batch[keys.CONTACT_NORMAL] = torch.cat(normals) if normals else torch.zeros(0, 3, device=device)  # [C, 3]
+    return batch
 
 
-def collate_grasps(cloud: PreparedCloud, contact_pos: torch.Tensor,
-                   num_contacts: torch.Tensor) -> dict[str, torch.Tensor]:
+def collate_grasps(cloud: PreparedCloud, contact_pos: torch.Tensor, num_contacts: torch.Tensor,
+                   contact_normal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """``collate([cloud], [grasps])`` for grasps given flat: the same dictionary, no per-grasp tensors.
 
     ``contact_pos`` ``[C, 3]`` in the cloud's normalised frame, ``num_contacts`` ``[G]`` (K of
-    each grasp; grasps contiguous). With thousands of grasps this saves the Python loop over them.
+    each grasp; grasps contiguous), ``contact_normal`` ``[C, 3]`` optional. With thousands of
+    grasps this saves the Python loop over them.
     """
     device = cloud.node_pos.device
     num_grasps = num_contacts.shape[0]
-    return {
+    batch = {
         keys.NODE_POS: cloud.node_pos,  # [M, 3]
         keys.NODE_NORMAL: cloud.node_normal,  # [M, 3]
         keys.NODE_CLOUD: torch.zeros(cloud.node_pos.shape[0], dtype=torch.long, device=device),  # [M]
@@ -183,6 +202,9 @@ def collate_grasps(cloud: PreparedCloud, contact_pos: torch.Tensor,
         keys.GRASP_CLOUD: torch.zeros(num_grasps, dtype=torch.long, device=device),  # [G]
         keys.GRASP_NUM_CONTACTS: num_contacts,  # [G]
     }
+    if contact_normal is not None:
+        batch[keys.CONTACT_NORMAL] = contact_normal  # [C, 3]
+    return batch
 
 
 def as_grasp_list(contacts) -> list[np.ndarray]:

@@ -19,6 +19,7 @@ CLOUD_SCALE = "cloud_scale"  # [n_clouds] float64, max distance of a point from 
 
 # Contacts and grasps.
 CONTACT_POS = "contact_pos"  # [n_contacts, 3] float32, same normalisation as NODE_POS
+CONTACT_NORMAL = "contact_normal"  # [n_contacts, 3] float32, unit outward PCA normal of the cloud at the contact
 CONTACT_GRASP = "contact_grasp"  # [n_contacts] int64, grasp each contact belongs to
 GRASP_CLOUD = "grasp_cloud"  # [n_grasps] int64, cloud each grasp is scored on
 GRASP_NUM_CONTACTS = "grasp_num_contacts"  # [n_grasps] int64, K of each grasp

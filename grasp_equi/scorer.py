@@ -13,8 +13,8 @@ import torch
 from grasp_equi import keys
 from grasp_equi.checkpoint import CheckpointError, load_weights, read_checkpoint
 from grasp_equi.geometry import exact_cdist
-from grasp_equi.graph import (PreparedCloud, as_grasp_list, collate, collate_grasps, normalise_contacts,
-                              prepare_cloud)
+from grasp_equi.graph import (PreparedCloud, as_grasp_list, collate, collate_grasps, contact_normals,
+                              normalise_contacts, prepare_cloud)
 from grasp_equi.model import ModelConfig, build_model
 from grasp_equi.validation import check_cloud, check_contacts_near_cloud, check_grasps
 
@@ -39,6 +39,14 @@ class EncodedCloud:
     cloud: PreparedCloud
     node_feats: torch.Tensor  # [M, hidden.dim]
     points: torch.Tensor  # [N, 3] float64, input frame (for the contact-distance check)
+    _local_points: torch.Tensor | None = None  # [N, 3] float32, normalised frame; made on first use
+
+    @property
+    def local_points(self) -> torch.Tensor:
+        """The cloud in its normalised frame (contact normals are estimated from it)."""
+        if self._local_points is None:
+            self._local_points = normalise_contacts(self.points, self.cloud)  # [N, 3]
+        return self._local_points
 
 
 class GraspScorer:
@@ -132,13 +140,17 @@ class GraspScorer:
             min_dist = _contact_distances(local, encoded, self.config.max_contact_distance)  # [C]
             check_contacts_near_cloud(min_dist, float(encoded.cloud.scale),
                                       self.config.max_contact_distance, grasps.counts)
+            normals = (contact_normals(local, encoded.local_points, self.config.normal_k)
+                       if self.config.uses_contact_normals else None)  # [C, 3] or None
         logits = []
         with self._stage("head"):
             counts = torch.as_tensor(grasps.counts, device=self.device)  # [G]
             offsets = np.concatenate([[0], np.cumsum(grasps.counts)])  # [G + 1]
             for lo in range(0, len(grasps.counts), self.grasp_chunk):
                 hi = min(lo + self.grasp_chunk, len(grasps.counts))
-                batch = collate_grasps(encoded.cloud, local[offsets[lo]:offsets[hi]], counts[lo:hi])
+                rows = slice(offsets[lo], offsets[hi])
+                batch = collate_grasps(encoded.cloud, local[rows], counts[lo:hi],
+                                       None if normals is None else normals[rows])
                 logits.append(self.model.score_grasps(batch, encoded.node_feats))
         return torch.sigmoid(torch.cat(logits)).float().cpu().numpy()  # [G]
 

@@ -97,3 +97,45 @@ def test_grasp_chunks_equal_one_pass(rng):
     chunked = GraspScorer.untrained(seed=1, device="cpu", **SMALL_MODEL)
     chunked.grasp_chunk = 7
     assert np.abs(whole.score(points, contacts) - chunked.score(points, contacts)).max() < 1e-6
+
+
+def test_contact_normals_point_out_of_a_sphere(rng):
+    """The normal the head sees at a contact is the surface's, outward (here: radial)."""
+    from grasp_equi.graph import contact_normals
+
+    points = torch.nn.functional.normalize(torch.as_tensor(rng.normal(size=(3000, 3)), dtype=torch.float32), dim=1)
+    contacts = points[:40] * 1.01  # just off the surface, as fingertip contacts are
+    normals = contact_normals(contacts, points, k=16)  # [40, 3]
+    cosine = (normals * torch.nn.functional.normalize(contacts, dim=1)).sum(dim=1)
+    assert cosine.min() > 0.98
+
+
+def test_head_with_contact_normals_is_invariant_and_uses_them():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(irreps_hidden="8x0e + 4x1o + 2x2e", num_nodes=40))
+    head = model.head
+    assert head.irreps_in == o3.Irreps("1x0e + 2x1o")
+    pos = torch.randn(40, 3) * 0.5  # [M, 3]
+    feats = model.encoder(pos, torch.nn.functional.normalize(torch.randn(40, 3), dim=1))  # [M, hidden]
+    ptr = torch.tensor([0, 40])
+    counts = torch.tensor([2, 3])
+    grasp = torch.repeat_interleave(torch.arange(2), counts)  # [C]
+    cloud = torch.zeros(2, dtype=torch.long)
+
+    def logits(node_feats, node_pos, contact_pos, contact_normal):
+        return head(node_feats, node_pos, ptr, contact_pos, grasp, cloud, counts, contact_normal)[:, None]
+
+    contact = pos[[0, 5, 9, 11, 20]] * 1.02  # [C, 3]
+    normal = torch.nn.functional.normalize(torch.randn(5, 3), dim=1)  # [C, 3]
+    assert_equivariant(logits, args_in=[feats, pos, contact, normal],
+                       irreps_in=[head.irreps_hidden, o3.Irreps("1o"), o3.Irreps("1o"), o3.Irreps("1o")],
+                       irreps_out=[o3.Irreps("0e")], tolerance=1e-4)
+    flipped = logits(feats, pos, contact, -normal)
+    assert (flipped - logits(feats, pos, contact, normal)).abs().max() > 1e-4  # the input is not ignored
+
+
+def test_checkpoints_from_before_contact_normals_load_without_them():
+    legacy = {k: v for k, v in ModelConfig().to_dict().items() if k != "contact_normals"}
+    assert ModelConfig.from_dict(legacy).contact_normals is False
+    assert ModelConfig().uses_contact_normals
+    assert not ModelConfig(architecture="pointnet").uses_contact_normals

@@ -71,14 +71,15 @@ def toy_records():
     rng = np.random.default_rng(0)
     config = ModelConfig(**TINY)
     train = prepare_records(labelled_ellipsoids(24, rng, "train_family"), config.num_nodes, progress=False)
-    val = prepare_records(labelled_ellipsoids(8, rng, "val_family"), config.num_nodes, progress=False)
-    return config, train, val
+    val_samples = labelled_ellipsoids(8, rng, "val_family")
+    val = prepare_records(val_samples, config.num_nodes, progress=False)
+    return config, train, val, val_samples
 
 
 @pytest.fixture(scope="module")
 def trained(toy_records, tmp_path_factory):
     """One real training run shared by the tests below (~5 s on 2 cores)."""
-    config, train, val = toy_records
+    config, train, val, val_samples = toy_records
     torch.manual_seed(0)
     model = build_model(config)
     picks = validation_picks(val, 100, 100)
@@ -89,7 +90,7 @@ def trained(toy_records, tmp_path_factory):
     summary = fit(model, config, settings, train, val, run, "cpu", progress=False)
     after = val_loss_and_auc(model, val, picks, weights)
     return SimpleNamespace(model=model, config=config, run=run, summary=summary, before=before, after=after,
-                           val=val, picks=picks)
+                           val=val, picks=picks, samples=val_samples)
 
 
 def test_training_lowers_loss_and_raises_auc(trained):
@@ -114,7 +115,7 @@ def test_checkpoint_round_trip_gives_same_scores(trained, rng):
 
 
 def test_resume_continues_where_it_stopped(toy_records, tmp_path):
-    _, train, val = toy_records
+    _, train, val, _ = toy_records
     config = ModelConfig(architecture="pointnet", num_nodes=64, baseline_width=16)  # the loop is model-agnostic
     settings = TrainSettings(steps=10, batch_clouds=4, grasps_per_cloud=16, eval_every=5, warmup_steps=2)
     torch.manual_seed(0)
@@ -128,7 +129,7 @@ def test_resume_continues_where_it_stopped(toy_records, tmp_path):
 
 
 def test_rotation_augmentation_rotates_cloud_and_contacts_together(toy_records):
-    _, train, _ = toy_records
+    _, train, _, _ = toy_records
     picks = [(0, np.arange(4)), (1, np.arange(3))]
     rot = random_rotations(2, np.random.default_rng(3))
     plain, turned = make_batch(train, picks), make_batch(train, picks, rot)
@@ -136,12 +137,24 @@ def test_rotation_augmentation_rotates_cloud_and_contacts_together(toy_records):
     n0 = train[0].cloud.node_pos.shape[0]
     torch.testing.assert_close(turned["node_pos"][:n0], plain["node_pos"][:n0] @ rot[0].T)
     torch.testing.assert_close(turned["contact_pos"][:8], plain["contact_pos"][:8] @ rot[0].T)
+    torch.testing.assert_close(turned["contact_normal"][:8], plain["contact_normal"][:8] @ rot[0].T)
     torch.testing.assert_close(turned["grasp_label"], plain["grasp_label"])
+
+
+def test_training_batches_score_like_the_scorer(trained):
+    """Training sees exactly what GraspScorer computes at inference (nodes, normals, contact normals)."""
+    rec = trained.val[0]
+    picks = [(0, np.arange(rec.num_grasps))]
+    with torch.no_grad():
+        from_batch = torch.sigmoid(trained.model(make_batch(trained.val, picks))).numpy()
+    sample = trained.samples[0]
+    scorer = GraspScorer(trained.model, trained.config, device="cpu")
+    np.testing.assert_allclose(scorer.score(sample.points, sample.grasps), from_batch, atol=1e-5)
 
 
 def test_pointnet_baseline_trains_and_is_not_invariant(toy_records, rng, tmp_path):
     """The baseline learns too, but (unlike the e3nn model) its score moves when the object turns."""
-    _, train, val = toy_records
+    _, train, val, _ = toy_records
     config = ModelConfig(architecture="pointnet", num_nodes=64, baseline_width=32)
     torch.manual_seed(0)
     model = build_model(config)

@@ -31,8 +31,17 @@ class ModelConfig:
     avg_neighbors: float = 16.0
     readout_hidden: int = 64
     baseline_width: int = 64  # channels of the PointNet baseline (architecture "pointnet" only)
+    # The head also sees each contact's own surface normal (PCA of the cloud's normal_k nearest
+    # points): for K = 2 force closure hinges on the angle between it and the grasp line, which
+    # the coarse M-node features only blur. Checkpoints without this key predate it (False).
+    contact_normals: bool = True
     max_contact_distance: float = 1.0  # contacts farther than this (in object radii) from every cloud point are rejected;
     # generous because single-view clouds miss the back side that the far finger touches
+
+    @property
+    def uses_contact_normals(self) -> bool:
+        """Whether batches for this model need ``keys.CONTACT_NORMAL`` (the baseline ignores them)."""
+        return self.contact_normals and self.architecture == "equivariant"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -43,4 +52,5 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}")
+        data = {"contact_normals": False, **data}  # written before contact normals existed
         return cls(**data)

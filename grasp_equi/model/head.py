@@ -27,8 +27,9 @@ class _Edges:
 class GraspHead(torch.nn.Module):
     """Scores grasps against an encoded object.
 
-    Contact node inputs (``irreps_in`` = ``1x0e + 1x1o``): a constant and the contact's
-    position relative to the object's centroid (the torque arm). Layers:
+    Contact node inputs: a constant and the contact's position relative to the object's
+    centroid (the torque arm), ``irreps_in`` = ``1x0e + 1x1o``; with ``contact_normals`` also
+    the cloud's outward normal at the contact, ``irreps_in`` = ``1x0e + 2x1o``. Layers:
       1. object -> contact: gather encoder features of object nodes within ``radius``;
       2. ``pair_layers`` x contact <-> contact within the grasp, via relative vectors;
       3. invariant scalars, mean-pooled over the grasp's contacts (order-free), MLP -> logit.
@@ -37,9 +38,10 @@ class GraspHead(torch.nn.Module):
 
     def __init__(self, irreps_hidden, pair_layers: int = 2, lmax: int = 2, radius: float = 0.5,
                  pair_range: float = 3.0, num_radial: int = 8, radial_hidden: int = 32,
-                 avg_neighbors: float = 16.0, readout_hidden: int = 64):
+                 avg_neighbors: float = 16.0, readout_hidden: int = 64, contact_normals: bool = False):
         super().__init__()
-        self.irreps_in = o3.Irreps("1x0e + 1x1o")
+        self.contact_normals = contact_normals
+        self.irreps_in = o3.Irreps("1x0e + 2x1o" if contact_normals else "1x0e + 1x1o")
         self.irreps_hidden = o3.Irreps(irreps_hidden)
         self.irreps_out = o3.Irreps("1x0e")
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
@@ -63,7 +65,8 @@ class GraspHead(torch.nn.Module):
         self.readout = FullyConnectedNet([num_scalars, readout_hidden, readout_hidden, 1], torch.nn.functional.silu)
         self.bias = torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, node_feats, node_pos, node_ptr, contact_pos, contact_grasp, grasp_cloud, num_contacts):
+    def forward(self, node_feats, node_pos, node_ptr, contact_pos, contact_grasp, grasp_cloud, num_contacts,
+                contact_normal=None):
         """Inputs as in ``grasp_equi.keys``; returns logits ``[G]``."""
         contact_cloud = grasp_cloud[contact_grasp]  # [C]
         obj_index = contact_object_graph(contact_pos, contact_cloud, node_pos, node_ptr, self.radius)  # [2, E_oc]
@@ -74,7 +77,12 @@ class GraspHead(torch.nn.Module):
                       self.pair_radial)
 
         ones = torch.ones_like(contact_pos[:, :1])  # [C, 1]
-        x = self.embed(torch.cat([ones, contact_pos], dim=1))  # [C, hidden.dim]
+        inputs = [ones, contact_pos]
+        if self.contact_normals:
+            if contact_normal is None:
+                raise ValueError("this model needs contact normals (batch key 'contact_normal')")
+            inputs.append(contact_normal)  # [C, 3]
+        x = self.embed(torch.cat(inputs, dim=1))  # [C, irreps_in.dim]  ->  [C, hidden.dim]
         x = self.gather(node_feats, x, *obj.args())
         for layer in self.pair:
             x = layer(x, x, *pair.args())

@@ -23,14 +23,15 @@ class GraspStabilityNet(torch.nn.Module):
                                      config.num_radial, config.radial_hidden, config.avg_neighbors)
         self.head = GraspHead(irreps, config.pair_layers, config.lmax, config.radius, config.pair_range,
                               config.num_radial, config.radial_hidden, config.avg_neighbors,
-                              config.readout_hidden)
+                              config.readout_hidden, config.contact_normals)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR])  # [M, hidden]
 
     def score_grasps(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
         return self.head(node_feats, batch[keys.NODE_POS], batch[keys.NODE_PTR], batch[keys.CONTACT_POS],
-                         batch[keys.CONTACT_GRASP], batch[keys.GRASP_CLOUD], batch[keys.GRASP_NUM_CONTACTS])  # [G]
+                         batch[keys.CONTACT_GRASP], batch[keys.GRASP_CLOUD], batch[keys.GRASP_NUM_CONTACTS],
+                         batch.get(keys.CONTACT_NORMAL))  # [G]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.score_grasps(batch, self.encode(batch))  # [G] logits

@@ -52,6 +52,11 @@ class JawSpec:
     pad_radius: float = 0.005  # rubber fingertip on each finger's inner face (0 = flat box jaws)
     pad_height: float = 0.002  # how far the dome stands out of the finger's face
     clearance: float = 0.001  # the open gripper must stay this far from the object
+    # MuJoCo's contacts are soft: under a steady tangential load they creep even well inside
+    # the friction cone (spheres squeezed 10-15 deg off their normals slid out of the jaws in
+    # half of the trials). The noslip post-solver removes that creep, so a contact slips only
+    # where Coulomb friction says it must. 0 = MuJoCo's default soft friction.
+    noslip_iterations: int = 10
 
     def __post_init__(self):
         for name in ("opening", "finger_length", "finger_width", "finger_thickness", "palm_thickness",
@@ -59,6 +64,8 @@ class JawSpec:
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"gripper {name} must be positive; got {value}")
+        if self.noslip_iterations < 0:
+            raise ValueError(f"noslip_iterations must be >= 0; got {self.noslip_iterations}")
         if self.pad_radius < 0 or (self.pad_radius > 0 and not 0 < self.pad_height <= self.pad_radius):
             raise ValueError(f"pads need 0 < pad_height <= pad_radius; got {self.pad_height}, {self.pad_radius}")
         if not all(0 < d < self.finger_length for d in self.contact_depths):
@@ -114,7 +121,8 @@ def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: 
                                           friction=friction, solref=SOLREF, solimp=SOLIMP)
     return f"""<mujoco model="grasp_trial">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{timestep}" integrator="implicitfast" cone="elliptic" impratio="10" gravity="0 0 -9.81"/>
+  <option timestep="{timestep}" integrator="implicitfast" cone="elliptic" impratio="10"
+          noslip_iterations="{spec.noslip_iterations}" gravity="0 0 -9.81"/>
   <asset>
 {assets}
   </asset>

@@ -48,6 +48,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grip-force", type=float, default=JawSpec.grip_force, help="newtons per finger")
     parser.add_argument("--sim-mu", type=float, default=JawSpec.mu, help="friction in the simulation")
+    parser.add_argument("--sim-noslip", type=int, default=JawSpec.noslip_iterations,
+                        help="MuJoCo noslip iterations (0 = its soft friction, which creeps inside the cone)")
     parser.add_argument("--pads", choices=("fingertips", "flat"), default="fingertips",
                         help="fingertips: 5 mm rubber tips touch at the sampled points (the labels' soft-finger "
                              "contacts); flat: the box fingers are the jaws and settle where the geometry lets them")
@@ -158,7 +160,7 @@ def run(args) -> int:
     from .runner import ObjectJob, run_jobs
 
     _check(args)
-    spec = JawSpec(grip_force=args.grip_force, mu=args.sim_mu,
+    spec = JawSpec(grip_force=args.grip_force, mu=args.sim_mu, noslip_iterations=args.sim_noslip,
                    pad_radius=JawSpec.pad_radius if args.pads == "fingertips" else 0.0)
     scorer, skip_reason = _scorer(args)
     objects = _objects(args)
@@ -187,6 +189,7 @@ def run(args) -> int:
     for row, res in zip(rows, results):
         row.update({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()})
     _relabel_at_jaws(rows, args)
+    _label_calibrated(rows, args)
     report = _report(rows, args, spec, scorer, skip_reason)
     if args.calibrate:
         from .calibrate import grid_search
@@ -234,6 +237,22 @@ def _relabel_at_jaws(rows: list[dict], args) -> None:
             row["jaw_label"] = float(p[0])
 
 
+def _label_calibrated(rows: list[dict], args) -> None:
+    """``calibrated_stable`` of every trial by the criterion chosen on training families."""
+    from .calibrate import CALIBRATED, criterion_stable
+
+    stable = criterion_stable(rows, CALIBRATED, args.grip_force, args.label_samples,
+                              np.random.default_rng([args.seed, 11]))
+    for row, value in zip(rows, stable):
+        row["calibrated_stable"] = bool(value)
+
+
+def _calibrated_section(rows: list[dict]) -> dict:
+    counted = _counted(rows)
+    return agreement(np.array([float(r["calibrated_stable"]) for r in counted]),
+                     np.array([r["held"] for r in counted], dtype=bool), 0.5)
+
+
 def _counted(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["held"] is not None]
 
@@ -265,7 +284,7 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     report = {
-        "config": {"grip_force_n": spec.grip_force, "sim_mu": spec.mu, "pads": args.pads, "label_mu": args.label_mu,
+        "config": {"grip_force_n": spec.grip_force, "sim_mu": spec.mu, "sim_noslip": spec.noslip_iterations, "pads": args.pads, "label_mu": args.label_mu,
                    "label_sigma": args.label_sigma, "label_mu_sigma": args.label_mu_sigma,
                    "label_samples": args.label_samples, "stable_threshold": args.label_threshold, "seed": args.seed,
                    "model": scorer.name if has_scores else None},
@@ -285,6 +304,13 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
     jaw = [r for r in counted if np.isfinite(r["jaw_label"]) and r["status"] != "rotated"]
     report["jaw_contact_labels"] = agreement(np.array([r["jaw_label"] for r in jaw]),
                                              np.array([r["held"] for r in jaw], dtype=bool), thr)
+    from .calibrate import CALIBRATED
+
+    report["calibrated_labels"] = {
+        "criterion": CALIBRATED.as_dict(),
+        "overall": _calibrated_section(rows),
+        "per_family": {f: _calibrated_section([r for r in rows if r["family"] == f]) for f in report["per_family"]},
+    }
     held = np.array([r["held"] for r in counted], dtype=bool)
     report["reliability"] = {"label": reliability(np.array([r["label"] for r in counted]), held)}
     if has_scores:
@@ -292,9 +318,13 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
     return report
 
 
-def _fmt(section: dict) -> str:
-    text = (f"{section['trials']:4d} trials  held {section['held_rate']:.2f}  label-stable "
+def _fmt_agreement(section: dict) -> str:
+    return (f"{section['trials']:4d} trials  held {section['held_rate']:.2f}  label-stable "
             f"{section['label_stable_rate']:.2f}  accuracy {section['accuracy']:.3f}  kappa {section['kappa']:.3f}")
+
+
+def _fmt(section: dict) -> str:
+    text = _fmt_agreement(section)
     if "model_auc" in section:
         text += f"  model AUC {section['model_auc']:.3f}"
     return text
@@ -314,6 +344,12 @@ def _print(report: dict) -> None:
             print(f"  drift {name:9s}{_fmt(sec)}")
     jaw = report["jaw_contact_labels"]
     print(f"labels at the jaws' actual contacts: accuracy {jaw['accuracy']:.3f} kappa {jaw['kappa']:.3f}")
+    cal = report["calibrated_labels"]
+    print(f"calibrated label {cal['criterion']}:")
+    print(f"  overall      {_fmt_agreement(cal['overall'])}")
+    for name, sec in cal["per_family"].items():
+        if sec["trials"]:
+            print(f"  {name:13s}{_fmt_agreement(sec)}")
     if report["model_skipped"]:
         print(report["model_skipped"])
     if "calibration" in report:
@@ -326,9 +362,9 @@ def _plot(rows: list[dict], report: dict, path: Path) -> None:
     if "model" in report["reliability"]:
         curves[f"model ({report['config']['model']})"] = report["reliability"]["model"]
     fams = ", ".join(report["per_family"])
-    ov = report["overall"]
+    ov, cal = report["overall"], report["calibrated_labels"]["overall"]
     title = (f"MuJoCo close/lift/shake, {ov['trials']} trials ({fams})\n"
-             f"label: acc {ov['accuracy']:.2f}, kappa {ov['kappa']:.2f}"
+             f"label: acc {ov['accuracy']:.2f}, kappa {ov['kappa']:.2f}; calibrated: acc {cal['accuracy']:.2f}"
              + (f"; model AUC {ov['model_auc']:.2f}" if "model_auc" in ov else ""))
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_reliability(curves, path, title)

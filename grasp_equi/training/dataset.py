@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from grasp_equi import keys
-from grasp_equi.graph import PreparedCloud, collate, normalise_contacts, prepare_cloud
+from grasp_equi.graph import PreparedCloud, collate, contact_normals, normalise_contacts, prepare_cloud
 
 
 @dataclass
@@ -31,6 +31,7 @@ class CloudRecord:
 
     cloud: PreparedCloud
     contacts: torch.Tensor  # [C, 3] float32, all grasps' contacts back to back
+    contact_normals: torch.Tensor  # [C, 3] float32, the cloud's estimated outward normal at each contact
     num_contacts: np.ndarray  # [G] int64, K of each grasp
     offsets: np.ndarray  # [G + 1] int64, grasp g's contacts are contacts[offsets[g]:offsets[g+1]]
     labels: np.ndarray  # [G] float32, robust P(force closure)
@@ -107,8 +108,11 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
         grasps = [np.asarray(g, dtype=np.float64) for g in s.grasps]
         counts = np.array([len(g) for g in grasps], dtype=np.int64)  # [G]
         flat = torch.as_tensor(np.concatenate(grasps)) if grasps else torch.zeros(0, 3, dtype=torch.float64)
+        local = normalise_contacts(flat, cloud)  # [C, 3]
+        local_points = normalise_contacts(torch.as_tensor(np.asarray(s.points, dtype=np.float64)), cloud)  # [N, 3]
         records.append(CloudRecord(
-            cloud=cloud, contacts=normalise_contacts(flat, cloud), num_contacts=counts,
+            cloud=cloud, contacts=local, contact_normals=contact_normals(local, local_points, normal_k),
+            num_contacts=counts,
             offsets=np.concatenate([[0], np.cumsum(counts)]),
             labels=np.asarray(s.labels, dtype=np.float32), family=str(s.family),
             object_id=str(s.object_id), partial=bool(s.partial),
@@ -116,12 +120,12 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
     return records
 
 
-def _rotate(cloud: PreparedCloud, contacts: torch.Tensor, rot: torch.Tensor):
-    """Rotate a prepared cloud and its contacts about the centroid (already the origin)."""
+def _rotate(cloud: PreparedCloud, contacts: torch.Tensor, normals: torch.Tensor, rot: torch.Tensor):
+    """Rotate a prepared cloud, its contacts and their normals about the centroid (the origin)."""
     # Preprocessing commutes with rotations (invariant FPS start, centroid-based normal sign),
     # so rotating the prepared tensors equals preprocessing a rotated input cloud.
     return (PreparedCloud(cloud.node_pos @ rot.T, cloud.node_normal @ rot.T, cloud.center, cloud.scale),
-            contacts @ rot.T)
+            contacts @ rot.T, normals @ rot.T)
 
 
 def random_rotations(count: int, rng: np.random.Generator) -> torch.Tensor:
@@ -139,18 +143,20 @@ def make_batch(records: Sequence[CloudRecord], picks: Sequence[tuple[int, np.nda
     ``rotations`` ``[len(picks), 3, 3]`` optionally rotates each cloud with its grasps
     (augmentation for the non-equivariant baseline, or evaluation under rotation).
     """
-    clouds, contacts, labels = [], [], []
+    clouds, contacts, normals, labels = [], [], [], []
     for i, (rec_idx, grasp_idx) in enumerate(picks):
         rec = records[rec_idx]
-        rows = np.concatenate([np.arange(rec.offsets[g], rec.offsets[g + 1]) for g in grasp_idx])
-        c = rec.contacts[torch.as_tensor(rows)]  # [C_b, 3]
+        rows = torch.as_tensor(np.concatenate([np.arange(rec.offsets[g], rec.offsets[g + 1]) for g in grasp_idx]))
+        c, n = rec.contacts[rows], rec.contact_normals[rows]  # [C_b, 3], [C_b, 3]
         cloud = rec.cloud
         if rotations is not None:
-            cloud, c = _rotate(cloud, c, rotations[i])
+            cloud, c, n = _rotate(cloud, c, n, rotations[i])
         clouds.append(cloud)
-        contacts.append(list(torch.split(c, rec.num_contacts[grasp_idx].tolist())))
+        sizes = rec.num_contacts[grasp_idx].tolist()
+        contacts.append(list(torch.split(c, sizes)))
+        normals.append(list(torch.split(n, sizes)))
         labels.append(torch.as_tensor(rec.labels[grasp_idx]))
-    batch = collate(clouds, contacts)
+    batch = collate(clouds, contacts, normals)
     batch[keys.GRASP_LABEL] = torch.cat(labels)  # [G]
     return {k: v.to(device) for k, v in batch.items()}
 
