@@ -131,34 +131,50 @@ def _fps_torch(points: torch.Tensor, start: torch.Tensor, num_samples: int) -> t
     return picked
 
 
-def nearest_neighbours(queries: torch.Tensor, cloud: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices ``[n_q, k]`` of the ``k`` nearest ``cloud`` points of each query (exact).
+class NeighbourIndex:
+    """Exact k-nearest-neighbour queries into one cloud ``[N, 3]``, built once, queried often.
 
     CPU: a k-d tree (scipy; building it costs O(N log N), less than the O(n_q N) distance
     matrix). GPU: the exact distance matrix and ``topk``. Both return the same sets (up to
-    exact ties); the order within a row is not used by callers.
+    exact ties); the order within a row is not used by callers. The scorer queries the same
+    index for the node normals and, later, for the normals at every batch of contacts.
     """
-    k = min(k, cloud.shape[0])
-    if cloud.device.type == "cpu":
-        from scipy.spatial import cKDTree  # lazy: scipy.spatial costs ~0.1 s to import
 
-        tree = cKDTree(cloud.detach().numpy().astype(np.float64), balanced_tree=False, compact_nodes=False)
-        _, idx = tree.query(queries.detach().numpy().astype(np.float64), k=k)
-        return torch.from_numpy(np.asarray(idx, dtype=np.int64).reshape(queries.shape[0], k))
-    dist = exact_cdist(queries, cloud)  # [n_q, N]
-    return dist.topk(k, dim=1, largest=False).indices  # [n_q, k]
+    def __init__(self, cloud: torch.Tensor):
+        self.cloud = cloud  # [N, 3]
+        self._tree = None
+        if cloud.device.type == "cpu":
+            from scipy.spatial import cKDTree  # lazy: scipy.spatial costs ~0.1 s to import
+
+            self._tree = cKDTree(cloud.detach().numpy().astype(np.float64), balanced_tree=False, compact_nodes=False)
+
+    def query(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        """Indices ``[n_q, k]`` of the ``k`` nearest cloud points of each query."""
+        k = min(k, self.cloud.shape[0])
+        if self._tree is not None:
+            _, idx = self._tree.query(queries.detach().numpy().astype(np.float64), k=k)
+            return torch.from_numpy(np.asarray(idx, dtype=np.int64).reshape(queries.shape[0], k))
+        dist = exact_cdist(queries, self.cloud)  # [n_q, N]
+        return dist.topk(k, dim=1, largest=False).indices  # [n_q, k]
+
+
+def nearest_neighbours(queries: torch.Tensor, cloud: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices ``[n_q, k]`` of the ``k`` nearest ``cloud`` points of each query (exact)."""
+    return NeighbourIndex(cloud).query(queries, k)
 
 
 def estimate_normals(
-    queries: torch.Tensor, cloud: torch.Tensor, k: int = 16, center: torch.Tensor | None = None
+    queries: torch.Tensor, cloud: torch.Tensor, k: int = 16, center: torch.Tensor | None = None,
+    index: NeighbourIndex | None = None,
 ) -> torch.Tensor:
     """Unit normals at ``queries`` by PCA of their ``k`` nearest neighbours in ``cloud``.
 
     The sign is chosen equivariantly: each normal points away from ``center`` (default: the
-    cloud's centroid), never toward a fixed axis or camera. Returns ``[n_queries, 3]``.
+    cloud's centroid), never toward a fixed axis or camera. ``index`` (over ``cloud``) saves
+    rebuilding the neighbour search. Returns ``[n_queries, 3]``.
     """
     center = cloud.mean(dim=0) if center is None else center  # [3]
-    knn = nearest_neighbours(queries, cloud, k)  # [n_q, k]
+    knn = (index or NeighbourIndex(cloud)).query(queries, k)  # [n_q, k]
     neigh = cloud[knn]  # [n_q, k, 3]
     centred = neigh - neigh.mean(dim=1, keepdim=True)  # [n_q, k, 3]
     cov = centred.transpose(1, 2) @ centred  # [n_q, 3, 3]

@@ -10,14 +10,14 @@ self-edges with an explicit ``i != j`` mask (never ``dist > 0``).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
 
 from grasp_equi import keys
-from grasp_equi.geometry import estimate_normals, exact_cdist, farthest_point_sampling
+from grasp_equi.geometry import NeighbourIndex, estimate_normals, exact_cdist, farthest_point_sampling
 
 
 @dataclass
@@ -28,6 +28,8 @@ class PreparedCloud:
     node_normal: torch.Tensor  # [M, 3] float32, unit outward normals
     center: torch.Tensor  # [3] float64, centroid in the input frame
     scale: torch.Tensor  # [] float64, max distance of a point from the centroid
+    # neighbour search over the whole normalised cloud, kept for the contact normals (not cached to disk)
+    index: NeighbourIndex | None = field(default=None, repr=False, compare=False)
 
 
 def prepare_cloud(
@@ -54,12 +56,13 @@ def prepare_cloud(
         idx = farthest_point_sampling(local, num_nodes)  # [M]
         node_pos = local[idx]  # [M, 3]
     with stage("normals"):
+        index = NeighbourIndex(local)
         if normals is None:
             node_normal = estimate_normals(node_pos, local, k=normal_k,
-                                           center=torch.zeros(3, device=local.device))  # [M, 3]
+                                           center=torch.zeros(3, device=local.device), index=index)  # [M, 3]
         else:
             node_normal = torch.nn.functional.normalize(normals[idx].to(torch.float32), dim=1)
-    return PreparedCloud(node_pos, node_normal, center, scale)
+    return PreparedCloud(node_pos, node_normal, center, scale, index)
 
 
 def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud) -> torch.Tensor:
@@ -67,16 +70,17 @@ def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud) -> torch.Te
     return ((contacts.to(torch.float64) - cloud.center) / cloud.scale).to(torch.float32)
 
 
-def contact_normals(contacts: torch.Tensor, local_points: torch.Tensor, k: int = 16) -> torch.Tensor:
+def contact_normals(contacts: torch.Tensor, index: NeighbourIndex, k: int = 16) -> torch.Tensor:
     """Outward unit normals ``[C, 3]`` of the cloud at each contact.
 
-    ``contacts`` ``[C, 3]`` and ``local_points`` ``[N, 3]`` are both in the cloud's normalised
-    frame (centroid at the origin), so the sign rule is the nodes' one: away from the centroid.
-    Estimated from the cloud, never taken from a mesh, in training as at inference.
+    ``contacts`` ``[C, 3]`` and ``index`` (over the cloud's ``[N, 3]`` points, e.g.
+    ``PreparedCloud.index``) are both in the cloud's normalised frame (centroid at the origin),
+    so the sign rule is the nodes' one: away from the centroid. Estimated from the cloud,
+    never taken from a mesh, in training as at inference.
     """
     if contacts.shape[0] == 0:
         return torch.zeros(0, 3, dtype=torch.float32, device=contacts.device)
-    return estimate_normals(contacts, local_points, k=k, center=torch.zeros(3, device=local_points.device))
+    return estimate_normals(contacts, index.cloud, k=k, center=torch.zeros(3, device=contacts.device), index=index)
 
 
 def grasp_tensors(num_contacts: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,14 +39,6 @@ class EncodedCloud:
     cloud: PreparedCloud
     node_feats: torch.Tensor  # [M, hidden.dim]
     points: torch.Tensor  # [N, 3] float64, input frame (for the contact-distance check)
-    _local_points: torch.Tensor | None = None  # [N, 3] float32, normalised frame; made on first use
-
-    @property
-    def local_points(self) -> torch.Tensor:
-        """The cloud in its normalised frame (contact normals are estimated from it)."""
-        if self._local_points is None:
-            self._local_points = normalise_contacts(self.points, self.cloud)  # [N, 3]
-        return self._local_points
 
 
 class GraspScorer:
@@ -140,7 +132,7 @@ class GraspScorer:
             min_dist = _contact_distances(local, encoded, self.config.max_contact_distance)  # [C]
             check_contacts_near_cloud(min_dist, float(encoded.cloud.scale),
                                       self.config.max_contact_distance, grasps.counts)
-            normals = (contact_normals(local, encoded.local_points, self.config.normal_k)
+            normals = (contact_normals(local, _index(encoded), self.config.normal_k)
                        if self.config.uses_contact_normals else None)  # [C, 3] or None
         logits = []
         with self._stage("head"):
@@ -192,6 +184,15 @@ def _validated_grasps(contacts) -> _Grasps:
     grasps = check_grasps(as_grasp_list(contacts))
     flat = np.concatenate(grasps) if grasps else np.zeros((0, 3))
     return _Grasps(flat, np.array([len(g) for g in grasps], dtype=np.int64))
+
+
+def _index(encoded: EncodedCloud):
+    """The neighbour search over the normalised cloud (built by ``prepare_cloud``; rebuilt if absent)."""
+    if encoded.cloud.index is None:
+        from grasp_equi.geometry import NeighbourIndex
+
+        encoded.cloud.index = NeighbourIndex(normalise_contacts(encoded.points, encoded.cloud))  # [N, 3]
+    return encoded.cloud.index
 
 
 def _contact_distances(local: torch.Tensor, encoded: EncodedCloud, limit: float) -> np.ndarray:

@@ -101,11 +101,12 @@ def test_grasp_chunks_equal_one_pass(rng):
 
 def test_contact_normals_point_out_of_a_sphere(rng):
     """The normal the head sees at a contact is the surface's, outward (here: radial)."""
+    from grasp_equi.geometry import NeighbourIndex
     from grasp_equi.graph import contact_normals
 
     points = torch.nn.functional.normalize(torch.as_tensor(rng.normal(size=(3000, 3)), dtype=torch.float32), dim=1)
     contacts = points[:40] * 1.01  # just off the surface, as fingertip contacts are
-    normals = contact_normals(contacts, points, k=16)  # [40, 3]
+    normals = contact_normals(contacts, NeighbourIndex(points), k=16)  # [40, 3]
     cosine = (normals * torch.nn.functional.normalize(contacts, dim=1)).sum(dim=1)
     assert cosine.min() > 0.98
 

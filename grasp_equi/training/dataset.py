@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from grasp_equi import keys
+from grasp_equi.geometry import NeighbourIndex
 from grasp_equi.graph import PreparedCloud, collate, contact_normals, normalise_contacts, prepare_cloud
 
 
@@ -110,8 +111,10 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
         flat = torch.as_tensor(np.concatenate(grasps)) if grasps else torch.zeros(0, 3, dtype=torch.float64)
         local = normalise_contacts(flat, cloud)  # [C, 3]
         local_points = normalise_contacts(torch.as_tensor(np.asarray(s.points, dtype=np.float64)), cloud)  # [N, 3]
+        normals = contact_normals(local, NeighbourIndex(local_points), normal_k)  # [C, 3]
+        cloud.index = None  # the records keep thousands of clouds: no search trees held in memory
         records.append(CloudRecord(
-            cloud=cloud, contacts=local, contact_normals=contact_normals(local, local_points, normal_k),
+            cloud=cloud, contacts=local, contact_normals=normals,
             num_contacts=counts,
             offsets=np.concatenate([[0], np.cumsum(counts)]),
             labels=np.asarray(s.labels, dtype=np.float32), family=str(s.family),
