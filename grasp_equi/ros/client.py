@@ -28,7 +28,7 @@ from grasp_equi.ros import codec
 from grasp_equi.ros.diagnostics import diagnostic_values
 from grasp_equi.ros.requests import stamp_key
 
-RELIABLE = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass
