@@ -50,7 +50,9 @@ bench: setup
 
 train: setup
 	$(VENV)/bin/grasp-equi generate --out data/default --workers 2
-	$(VENV)/bin/grasp-equi train --data data/default --out runs/default --publish grasp_equi/weights
+	$(VENV)/bin/grasp-equi train --data data/default --out runs/default --steps 100000 --max-minutes 80 \
+		--eval-every 100 --patience 12 --batch 16 --threads 1 --val-clouds 150 --lr 3e-3 --warmup 50 \
+		--publish grasp_equi/weights
 
 soak: setup
 	$(PY) scripts/soak.py
