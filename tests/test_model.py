@@ -131,12 +131,28 @@ def test_head_with_contact_normals_is_invariant_and_uses_them():
     assert_equivariant(logits, args_in=[feats, pos, contact, normal],
                        irreps_in=[head.irreps_hidden, o3.Irreps("1o"), o3.Irreps("1o"), o3.Irreps("1o")],
                        irreps_out=[o3.Irreps("0e")], tolerance=1e-4)
-    flipped = logits(feats, pos, contact, -normal)
-    assert (flipped - logits(feats, pos, contact, normal)).abs().max() > 1e-4  # the input is not ignored
+    turned = torch.nn.functional.normalize(normal + 0.5 * torch.randn(5, 3), dim=1)  # [C, 3]
+    assert (logits(feats, pos, contact, turned) - logits(feats, pos, contact, normal)).abs().max() > 1e-4  # used
+    # PCA gives no sign: the head orients each normal away from its grasp's contact centroid
+    torch.testing.assert_close(logits(feats, pos, contact, -normal), logits(feats, pos, contact, normal))
+
+
+def test_contact_normals_are_turned_out_of_the_squeezed_material():
+    """On a torus' inner ring the surface faces the object's centroid: a grasp across the tube
+    must see that normal pointing into the hole (away from the grasp centre), not into the tube."""
+    from grasp_equi.model.head import _away_from_grasp_centre
+
+    inner, outer = torch.tensor([[0.6, 0.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0]])  # across a ring's tube
+    pos = torch.cat([inner, outer])  # [2, 3]
+    wrong = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # both "away from the centroid"
+    fixed = _away_from_grasp_centre(wrong, pos, torch.tensor([0, 0]), torch.tensor([2]))
+    torch.testing.assert_close(fixed, torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
 
 
 def test_checkpoints_from_before_contact_normals_load_without_them():
     legacy = {k: v for k, v in ModelConfig().to_dict().items() if k != "contact_normals"}
     assert ModelConfig.from_dict(legacy).contact_normals is False
+    first = {k: v for k, v in ModelConfig().to_dict().items() if k != "contact_normal_sign"}
+    assert ModelConfig.from_dict(first).contact_normal_sign == "centroid"  # the first contact-normal model
     assert ModelConfig().uses_contact_normals
     assert not ModelConfig(architecture="pointnet").uses_contact_normals

@@ -35,8 +35,16 @@ class ModelConfig:
     # points): for K = 2 force closure hinges on the angle between it and the grasp line, which
     # the coarse M-node features only blur. Checkpoints without this key predate it (False).
     contact_normals: bool = True
+    # Which way the contact normal points: "centroid" (away from the cloud's centroid, like the
+    # node normals) or "grasp" (away from the centre of the grasp's contacts, i.e. out of the
+    # material the fingers squeeze; right also on a torus' inner ring or inside a mug).
+    contact_normal_sign: str = "grasp"
     max_contact_distance: float = 1.0  # contacts farther than this (in object radii) from every cloud point are rejected;
     # generous because single-view clouds miss the back side that the far finger touches
+
+    def __post_init__(self):
+        if self.contact_normal_sign not in ("centroid", "grasp"):
+            raise ValueError(f"contact_normal_sign must be 'centroid' or 'grasp'; got {self.contact_normal_sign!r}")
 
     @property
     def uses_contact_normals(self) -> bool:
@@ -52,5 +60,5 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}")
-        data = {"contact_normals": False, **data}  # written before contact normals existed
+        data = {"contact_normals": False, "contact_normal_sign": "centroid", **data}  # older checkpoints
         return cls(**data)

@@ -24,6 +24,21 @@ class _Edges:
         return self.index, self.sh, self.radial, self.envelope
 
 
+def _away_from_grasp_centre(normal, pos, contact_grasp, num_contacts):
+    """Flip each contact normal ``[C, 3]`` to point away from its grasp's contact centroid.
+
+    A PCA normal has no sign; "away from the object's centroid" is wrong wherever the surface
+    faces the centroid (a torus' inner ring, a mug's inside). The fingers squeeze the material
+    between the contacts, so away from their centre is outward there too. Rotation-equivariant:
+    only a dot product of relative vectors decides.
+    """
+    centre = torch.zeros(num_contacts.shape[0], 3, dtype=pos.dtype, device=pos.device)  # [G, 3]
+    centre.index_add_(0, contact_grasp, pos)
+    centre = centre / num_contacts[:, None].to(pos.dtype)
+    away = ((pos - centre[contact_grasp]) * normal).sum(dim=1, keepdim=True)  # [C, 1]
+    return torch.where(away < 0, -normal, normal)  # [C, 3]
+
+
 class GraspHead(torch.nn.Module):
     """Scores grasps against an encoded object.
 
@@ -38,9 +53,11 @@ class GraspHead(torch.nn.Module):
 
     def __init__(self, irreps_hidden, pair_layers: int = 2, lmax: int = 2, radius: float = 0.5,
                  pair_range: float = 3.0, num_radial: int = 8, radial_hidden: int = 32,
-                 avg_neighbors: float = 16.0, readout_hidden: int = 64, contact_normals: bool = False):
+                 avg_neighbors: float = 16.0, readout_hidden: int = 64, contact_normals: bool = False,
+                 contact_normal_sign: str = "centroid"):
         super().__init__()
         self.contact_normals = contact_normals
+        self.contact_normal_sign = contact_normal_sign
         self.irreps_in = o3.Irreps("1x0e + 2x1o" if contact_normals else "1x0e + 1x1o")
         self.irreps_hidden = o3.Irreps(irreps_hidden)
         self.irreps_out = o3.Irreps("1x0e")
@@ -81,6 +98,8 @@ class GraspHead(torch.nn.Module):
         if self.contact_normals:
             if contact_normal is None:
                 raise ValueError("this model needs contact normals (batch key 'contact_normal')")
+            if self.contact_normal_sign == "grasp":
+                contact_normal = _away_from_grasp_centre(contact_normal, contact_pos, contact_grasp, num_contacts)
             inputs.append(contact_normal)  # [C, 3]
         x = self.embed(torch.cat(inputs, dim=1))  # [C, irreps_in.dim]  ->  [C, hidden.dim]
         x = self.gather(node_feats, x, *obj.args())

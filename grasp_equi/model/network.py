@@ -23,7 +23,7 @@ class GraspStabilityNet(torch.nn.Module):
                                      config.num_radial, config.radial_hidden, config.avg_neighbors)
         self.head = GraspHead(irreps, config.pair_layers, config.lmax, config.radius, config.pair_range,
                               config.num_radial, config.radial_hidden, config.avg_neighbors,
-                              config.readout_hidden, config.contact_normals)
+                              config.readout_hidden, config.contact_normals, config.contact_normal_sign)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR])  # [M, hidden]
