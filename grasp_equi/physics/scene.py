@@ -121,6 +121,9 @@ def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: 
                                           friction=friction, solref=SOLREF, solimp=SOLIMP)
     return f"""<mujoco model="grasp_trial">
   <compiler angle="radian" autolimits="true"/>
+  <!-- a mug or torus is hundreds of convex pieces: the default arena (~14 MB) overflowed while
+       checking the open gripper for collisions, and MuJoCo then drops contacts silently -->
+  <size memory="256M"/>
   <option timestep="{timestep}" integrator="implicitfast" cone="elliptic" impratio="10"
           noslip_iterations="{spec.noslip_iterations}" gravity="0 0 -9.81"/>
   <asset>
