@@ -28,7 +28,8 @@ class PreparedCloud:
     node_normal: torch.Tensor  # [M, 3] float32, unit outward normals
     center: torch.Tensor  # [3] float64, centroid in the input frame
     scale: torch.Tensor  # [] float64, max distance of a point from the centroid
-    # neighbour search over the whole normalised cloud, kept for the contact normals (not cached to disk)
+    # neighbour search over the whole normalised cloud, kept for the contact normals (not cached to
+    # disk; None when the normals were given)
     index: NeighbourIndex | None = field(default=None, repr=False, compare=False)
 
 
@@ -56,8 +57,9 @@ def prepare_cloud(
         idx = farthest_point_sampling(local, num_nodes)  # [M]
         node_pos = local[idx]  # [M, 3]
     with stage("normals"):
-        index = NeighbourIndex(local)
+        index = None  # with given normals no search is needed here (the scorer builds one if it must)
         if normals is None:
+            index = NeighbourIndex(local)
             node_normal = estimate_normals(node_pos, local, k=normal_k,
                                            center=torch.zeros(3, device=local.device), index=index)  # [M, 3]
         else:

@@ -51,16 +51,23 @@ CALIBRATED = LabelCriterion(mu=0.6, sigma=0.0, threshold=0.7, min_epsilon=0.005,
 def criterion_stable(rows: list[dict], criterion: LabelCriterion, grip_force: float, samples: int,
                      rng: np.random.Generator) -> np.ndarray:
     """``[len(rows)]`` bool: is each trial's grasp stable by ``criterion`` (labels redrawn here)."""
+    prob, eps = relabel(rows, criterion.mu, criterion.sigma, samples, rng)
+    max_arm = np.inf if criterion.max_load_arm is None else criterion.max_load_arm
+    arm = load_arm(rows, grip_force) if rows else np.zeros(0)
+    return (prob >= criterion.threshold) & (eps >= criterion.min_epsilon) & (arm <= max_arm)
+
+
+def relabel(rows: list[dict], mu: float, sigma: float, samples: int,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Robust P(force closure) ``[len(rows)]`` and nominal epsilon of each trial's grasp, redrawn."""
     from grasp_equi.quality import label_grasps
 
-    stable = np.zeros(len(rows), dtype=bool)
-    arms = load_arm(rows, grip_force) if rows else np.zeros(0)
+    prob, eps = np.zeros(len(rows)), np.zeros(len(rows))
     for i, r in enumerate(rows):  # objects differ: label one grasp at a time
         p, e = label_grasps(np.asarray(r["contacts"])[None], np.asarray(r["normals"])[None], np.asarray(r["center"]),
-                            r["radius"], samples=samples, sigma=criterion.sigma, rng=rng, mu=criterion.mu)
-        arm_ok = criterion.max_load_arm is None or arms[i] <= criterion.max_load_arm
-        stable[i] = p[0] >= criterion.threshold and e[0] >= criterion.min_epsilon and arm_ok
-    return stable
+                            r["radius"], samples=samples, sigma=sigma, rng=rng, mu=mu)
+        prob[i], eps[i] = p[0], e[0]
+    return prob, eps
 
 
 def load_arm(rows: list[dict], grip_force: float) -> np.ndarray:
@@ -77,8 +84,6 @@ def load_arm(rows: list[dict], grip_force: float) -> np.ndarray:
 
 def grid_search(rows: list[dict], rng: np.random.Generator, grip_force: float = 40.0, samples: int = 24) -> dict:
     """Kappa/accuracy of every parameter combination on the counted trials; the best by kappa."""
-    from grasp_equi.quality import label_grasps
-
     counted = [r for r in rows if r["held"] is not None]
     if not counted:
         return {"best": None, "grid": []}
@@ -86,11 +91,7 @@ def grid_search(rows: list[dict], rng: np.random.Generator, grip_force: float = 
     arm = load_arm(counted, grip_force)
     grid = []
     for mu, sigma in itertools.product(MUS, SIGMAS):
-        prob, eps = np.zeros(len(counted)), np.zeros(len(counted))
-        for i, r in enumerate(counted):  # objects differ: label one grasp at a time
-            p, e = label_grasps(np.asarray(r["contacts"])[None], np.asarray(r["normals"])[None],
-                                np.asarray(r["center"]), r["radius"], samples=samples, sigma=sigma, rng=rng, mu=mu)
-            prob[i], eps[i] = p[0], e[0]
+        prob, eps = relabel(counted, mu, sigma, samples, rng)
         for thr, min_eps, max_arm in itertools.product(THRESHOLDS, MIN_EPSILONS, ARMS):
             stable = (prob >= thr) & (eps >= min_eps) & (arm <= max_arm)
             grid.append({"mu": mu, "sigma": sigma, "threshold": thr, "min_epsilon": min_eps,

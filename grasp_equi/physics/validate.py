@@ -284,7 +284,8 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     report = {
-        "config": {"grip_force_n": spec.grip_force, "sim_mu": spec.mu, "sim_noslip": spec.noslip_iterations, "pads": args.pads, "label_mu": args.label_mu,
+        "config": {"grip_force_n": spec.grip_force, "sim_mu": spec.mu, "sim_noslip": spec.noslip_iterations,
+                   "pads": args.pads, "label_mu": args.label_mu,
                    "label_sigma": args.label_sigma, "label_mu_sigma": args.label_mu_sigma,
                    "label_samples": args.label_samples, "stable_threshold": args.label_threshold, "seed": args.seed,
                    "model": scorer.name if has_scores else None},

@@ -59,7 +59,9 @@ def _prepare_all(samples: Sequence, num_nodes: int, normal_k: int, progress: boo
     clouds = []
     for s in tqdm(samples, desc="preprocess clouds", disable=not progress, unit="cloud"):
         pts = torch.as_tensor(np.asarray(s.points, dtype=np.float64))  # [N, 3]
-        clouds.append(prepare_cloud(pts, None, num_nodes, normal_k))
+        cloud = prepare_cloud(pts, None, num_nodes, normal_k)
+        cloud.index = None  # thousands of clouds: no search trees held in memory (rebuilt per cloud later)
+        clouds.append(cloud)
     return clouds
 
 
@@ -112,7 +114,6 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
         local = normalise_contacts(flat, cloud)  # [C, 3]
         local_points = normalise_contacts(torch.as_tensor(np.asarray(s.points, dtype=np.float64)), cloud)  # [N, 3]
         normals = contact_normals(local, NeighbourIndex(local_points), normal_k)  # [C, 3]
-        cloud.index = None  # the records keep thousands of clouds: no search trees held in memory
         records.append(CloudRecord(
             cloud=cloud, contacts=local, contact_normals=normals,
             num_contacts=counts,
