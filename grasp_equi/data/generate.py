@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 DEFAULT_OUT = "data/default"
+# 160 objects per family: the shipped model's data. Objects are seeded by index, so objects 0..1199
+# equal the first 1,200-object datasets' and a larger run into the same folder resumes a smaller one.
+DEFAULT_OBJECTS = 2400
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "sub-folder names become family names) instead of procedural families")
     src.add_argument("--units", default="m", choices=["m", "cm", "mm", "in"], help="units of --meshes files")
     src.add_argument("--objects", type=int, default=None,
-                     help="number of objects (default: 1200 procedural, or every mesh in --meshes)")
+                     help=f"number of objects (default: {DEFAULT_OBJECTS} procedural, or every mesh in --meshes)")
     data = parser.add_argument_group("clouds and grasps")
     data.add_argument("--views", type=int, default=4, help="clouds per object (default 4)")
     data.add_argument("--partial-fraction", type=float, default=0.75,
@@ -84,7 +87,7 @@ def plan_tasks(args) -> list[tuple[int, str, str | None]]:
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
-    count = 1200 if args.objects is None else args.objects
+    count = DEFAULT_OBJECTS if args.objects is None else args.objects
     if count < 1:
         raise ValueError(f"--objects must be positive; got {count}")
     return [(i, families[i % len(families)], None) for i in range(count)]
