@@ -81,6 +81,20 @@ def test_shipped_weights_fit_budget_and_have_a_card(scorer):
     assert "heldout" in scorer.info and scorer.info["heldout"]["families"] == sorted(HELD_OUT)
 
 
+def test_make_train_retrains_the_shipped_architecture(scorer):
+    """``make train`` runs ``grasp-equi train`` with its default model config: it must be the
+    shipped file's (a default that drifted, e.g. the contact-normal sign, would silently
+    retrain another model)."""
+    import argparse
+
+    from grasp_equi.train import add_arguments, model_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = model_config(parser.parse_args(["--data", "d", "--out", "o"]))
+    assert default.to_dict() == scorer.config.to_dict()
+
+
 def test_shipped_baseline_loads_with_the_same_interface():
     path = WEIGHTS_DIR / "baseline.safetensors"
     if not path.is_file():
