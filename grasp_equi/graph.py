@@ -18,6 +18,7 @@ import torch
 
 from grasp_equi import keys
 from grasp_equi.geometry import NeighbourIndex, estimate_normals, exact_cdist, farthest_point_sampling
+from grasp_equi.orientation import SurfaceOrientation
 
 
 @dataclass
@@ -31,6 +32,8 @@ class PreparedCloud:
     # neighbour search over the whole normalised cloud, kept for the contact normals (not cached to
     # disk; None when the normals were given)
     index: NeighbourIndex | None = field(default=None, repr=False, compare=False)
+    # how the contact normals get their sign ("surface" orientation only; None: away from the centroid)
+    orientation: SurfaceOrientation | None = field(default=None, repr=False, compare=False)
 
 
 def prepare_cloud(
@@ -39,13 +42,17 @@ def prepare_cloud(
     num_nodes: int,
     normal_k: int = 16,
     stage: Callable[[str], ContextManager] | None = None,
+    orientation: str = "centroid",
 ) -> PreparedCloud:
     """Normalise, sample and (when ``normals`` is None) estimate normals for one cloud.
 
     ``points`` ``[N, 3]`` and ``normals`` ``[N, 3]`` may be float64 (preferred: the
     centring is done in float64 so clouds metres away from the origin lose no precision).
     ``stage(name)``, when given, is entered around the ``"sampling"`` and ``"normals"``
-    steps (the scorer times them with it).
+    steps (the scorer times them with it). ``orientation`` (``ModelConfig.normal_orientation``):
+    "centroid" points estimated normals away from the centroid; "surface" propagates their sign
+    over the surface (``grasp_equi.orientation``) and keeps it for the contact normals; given
+    ``normals`` are then the reference for the contacts' signs.
     """
     stage = stage or (lambda name: nullcontext())
     with stage("sampling"):
@@ -57,14 +64,20 @@ def prepare_cloud(
         idx = farthest_point_sampling(local, num_nodes)  # [M]
         node_pos = local[idx]  # [M, 3]
     with stage("normals"):
-        index = None  # with given normals no search is needed here (the scorer builds one if it must)
+        index, oriented = None, None  # with given normals no search is needed here (the scorer builds one if it must)
         if normals is None:
             index = NeighbourIndex(local)
             node_normal = estimate_normals(node_pos, local, k=normal_k,
                                            center=torch.zeros(3, device=local.device), index=index)  # [M, 3]
+            if orientation == "surface":
+                oriented = SurfaceOrientation(local, index, normal_k)
+                node_normal = oriented.orient(node_pos, node_normal)  # [M, 3]
         else:
-            node_normal = torch.nn.functional.normalize(normals[idx].to(torch.float32), dim=1)
-    return PreparedCloud(node_pos, node_normal, center, scale, index)
+            unit = torch.nn.functional.normalize(normals.to(torch.float32), dim=1)  # [N, 3]
+            node_normal = unit[idx]  # [M, 3]
+            if orientation == "surface":
+                oriented = SurfaceOrientation.from_normals(local, unit)
+    return PreparedCloud(node_pos, node_normal, center, scale, index, oriented)
 
 
 def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud) -> torch.Tensor:
@@ -72,17 +85,20 @@ def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud) -> torch.Te
     return ((contacts.to(torch.float64) - cloud.center) / cloud.scale).to(torch.float32)
 
 
-def contact_normals(contacts: torch.Tensor, index: NeighbourIndex, k: int = 16) -> torch.Tensor:
+def contact_normals(contacts: torch.Tensor, index: NeighbourIndex, k: int = 16,
+                    orientation: SurfaceOrientation | None = None) -> torch.Tensor:
     """Outward unit normals ``[C, 3]`` of the cloud at each contact.
 
     ``contacts`` ``[C, 3]`` and ``index`` (over the cloud's ``[N, 3]`` points, e.g.
-    ``PreparedCloud.index``) are both in the cloud's normalised frame (centroid at the origin),
-    so the sign rule is the nodes' one: away from the centroid. Estimated from the cloud,
-    never taken from a mesh, in training as at inference.
+    ``PreparedCloud.index``) are both in the cloud's normalised frame (centroid at the origin).
+    The sign rule is the nodes' one: ``orientation`` (``PreparedCloud.orientation``) when given,
+    else away from the centroid. Estimated from the cloud, never taken from a mesh, in training
+    as at inference.
     """
     if contacts.shape[0] == 0:
         return torch.zeros(0, 3, dtype=torch.float32, device=contacts.device)
-    return estimate_normals(contacts, index.cloud, k=k, center=torch.zeros(3, device=contacts.device), index=index)
+    normals = estimate_normals(contacts, index.cloud, k=k, center=torch.zeros(3, device=contacts.device), index=index)
+    return normals if orientation is None else orientation.orient(contacts, normals)
 
 
 def grasp_tensors(num_contacts: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -114,7 +114,8 @@ class GraspScorer:
             pts_t = torch.as_tensor(pts, device=self.device)  # [N, 3] float64
             nrm_t = None if nrm is None else torch.as_tensor(nrm, device=self.device)
             cloud = prepare_cloud(pts_t, nrm_t, self.config.num_nodes, self.config.normal_k,
-                                  stage=lambda name: self._stage(name, self.sample_timings))
+                                  stage=lambda name: self._stage(name, self.sample_timings),
+                                  orientation=self.config.normal_orientation)
         with self._stage("encoder"):
             batch = collate([cloud], [[]])
             node_feats = self.model.encode(batch)
@@ -132,7 +133,7 @@ class GraspScorer:
             min_dist = _contact_distances(local, encoded, self.config.max_contact_distance)  # [C]
             check_contacts_near_cloud(min_dist, float(encoded.cloud.scale),
                                       self.config.max_contact_distance, grasps.counts)
-            normals = (contact_normals(local, _index(encoded), self.config.normal_k)
+            normals = (contact_normals(local, _index(encoded), self.config.normal_k, encoded.cloud.orientation)
                        if self.config.uses_contact_normals else None)  # [C, 3] or None
         logits = []
         with self._stage("head"):

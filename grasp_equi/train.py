@@ -144,10 +144,11 @@ def run(args) -> int:
     # under DDP every rank preprocesses (and caches) only its own shard of the clouds
     shard_name = "_train.safetensors" if ctx.world == 1 else f"_train_rank{ctx.rank}of{ctx.world}.safetensors"
     train = prepare_records(train_samples[ctx.rank::ctx.world], config.num_nodes, config.normal_k,
-                            cache.with_name(cache.stem + shard_name), progress and ctx.main)
+                            cache.with_name(cache.stem + shard_name), progress and ctx.main,
+                            orientation=config.normal_orientation)
     val = prepare_records(val_samples, config.num_nodes, config.normal_k,  # validation runs on rank 0 only
                           cache.with_name(cache.stem + "_val.safetensors") if ctx.main else None,
-                          progress and ctx.main) if ctx.main else []
+                          progress and ctx.main, orientation=config.normal_orientation) if ctx.main else []
     _log(ctx, f"preprocessed {len(train)} train (this rank) / {len(val)} val clouds in {time.perf_counter() - t0:.0f} s; "
               f"train: {json.dumps(describe(train))}")
     settings = settings_from(args, len(train_samples), ctx.world)

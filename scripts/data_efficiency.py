@@ -81,10 +81,13 @@ def run_study(args) -> list[dict]:
     cfg0 = ModelConfig(**SHIPPED_MODEL)
     assert all(ModelConfig(**m).num_nodes == cfg0.num_nodes for m, _, _ in VARIANTS.values())
     cache = args.out / "cache"
+    orient = cfg0.normal_orientation
     train_all = prepare_records(load_split(args.data, "train"), cfg0.num_nodes, cfg0.normal_k,
-                                cache / "train.safetensors")
-    val = prepare_records(load_split(args.data, "val"), cfg0.num_nodes, cfg0.normal_k, cache / "val.safetensors")
-    test = prepare_records(load_split(args.data, "test"), cfg0.num_nodes, cfg0.normal_k, cache / "test.safetensors")
+                                cache / "train.safetensors", orientation=orient)
+    val = prepare_records(load_split(args.data, "val"), cfg0.num_nodes, cfg0.normal_k, cache / "val.safetensors",
+                          orientation=orient)
+    test = prepare_records(load_split(args.data, "test"), cfg0.num_nodes, cfg0.normal_k, cache / "test.safetensors",
+                           orientation=orient)
     test_picks = validation_picks(test, args.test_clouds, 128, seed=args.seed + 1)
     print(f"preprocessed {len(train_all)}/{len(val)}/{len(test)} clouds in {time.perf_counter() - t0:.0f} s", flush=True)
     results = []

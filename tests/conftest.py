@@ -28,6 +28,16 @@ def ellipsoid_cloud(n: int, axes=(0.05, 0.03, 0.02), rng=None, noise: float = 0.
     return pts, normals
 
 
+def torus_cloud(n: int, rng, major: float = 0.04, minor: float = 0.012) -> tuple[np.ndarray, np.ndarray]:
+    """Points on a torus about z (area-uniform by rejection) and their outward normals."""
+    u, v = rng.uniform(0, 2 * np.pi, size=(2, 4 * n))
+    keep = rng.uniform(size=4 * n) < (major + minor * np.cos(v)) / (major + minor)
+    u, v = u[keep][:n], v[keep][:n]
+    normals = np.stack([np.cos(v) * np.cos(u), np.cos(v) * np.sin(u), np.sin(v)], axis=1)
+    ring = np.stack([major * np.cos(u), major * np.sin(u), np.zeros_like(u)], axis=1)
+    return ring + minor * normals, normals
+
+
 def random_grasps(points: np.ndarray, num_grasps: int, k: int, rng) -> np.ndarray:
     """``(G, K, 3)`` contacts picked among the cloud's points."""
     idx = rng.choice(len(points), size=(num_grasps, k), replace=True)

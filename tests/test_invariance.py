@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ellipsoid_cloud, random_grasps
+from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps, torus_cloud
 from grasp_equi import GraspScorer
 from grasp_equi.geometry import random_rotation
 
@@ -92,3 +92,20 @@ def test_scores_are_not_trivially_invariant(small_scorer, rng):
     assert near.all()
     changed = small_scorer.score(points, moved_contacts)
     assert np.abs(changed - scores).max() > 1e-3
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_surface_oriented_normals_keep_scores_invariant(rng, reflect):
+    """With normals oriented over the surface (what ships), on a torus whose inner ring the
+    propagation has to reach: rigid motions and point order leave every score unchanged."""
+    scorer = GraspScorer.untrained(seed=5, device="cpu", normal_orientation="surface", **SMALL_MODEL)
+    points, _ = torus_cloud(2500, rng)
+    contacts = random_grasps(points, 24, 2, rng)
+    base = scorer.score(points, contacts)
+    p2, c2 = _moved(points, contacts, rng, reflect=reflect)
+    assert np.abs(scorer.score(p2, c2) - base).max() < TOL
+    perm = rng.permutation(len(points))
+    assert np.abs(scorer.score(points[perm], contacts) - base).max() < TOL
+    # and the orientation matters: the centroid rule flips the inner ring, so scores differ
+    centroid = GraspScorer.untrained(seed=5, device="cpu", normal_orientation="centroid", **SMALL_MODEL)
+    assert np.abs(centroid.score(points, contacts) - base).max() > 1e-3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from e3nn import o3
 from e3nn.util.test import assert_equivariant
@@ -156,3 +157,7 @@ def test_checkpoints_from_before_contact_normals_load_without_them():
     assert ModelConfig.from_dict(first).contact_normal_sign == "centroid"  # the first contact-normal model
     assert ModelConfig().uses_contact_normals
     assert not ModelConfig(architecture="pointnet").uses_contact_normals
+    before_surface = {k: v for k, v in ModelConfig().to_dict().items() if k != "normal_orientation"}
+    assert ModelConfig.from_dict(before_surface).normal_orientation == "centroid"
+    with pytest.raises(ValueError, match="normal_orientation"):
+        ModelConfig(normal_orientation="camera")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SMALL_MODEL, ellipsoid_cloud
+from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps, torus_cloud
 from grasp_equi import GraspScorer
 from grasp_equi.model import ModelConfig, build_model
 from grasp_equi.quality import label_grasps
@@ -150,6 +150,32 @@ def test_training_batches_score_like_the_scorer(trained):
     sample = trained.samples[0]
     scorer = GraspScorer(trained.model, trained.config, device="cpu")
     np.testing.assert_allclose(scorer.score(sample.points, sample.grasps), from_batch, atol=1e-5)
+
+
+def test_surface_oriented_training_batches_score_like_the_scorer(rng, tmp_path):
+    """With normals oriented over the surface, the prepared records (fresh and from the disk cache)
+    still hold exactly what GraspScorer computes at inference; the cache never serves one
+    orientation's normals to the other."""
+    samples = []
+    for i in range(2):
+        pts, _ = torus_cloud(1500, rng)
+        grasps = list(random_grasps(pts, 16, 2, rng)) + list(random_grasps(pts, 8, 3, rng))
+        samples.append(SimpleNamespace(points=pts.astype(np.float32), partial=False, family="torus",
+                                       object_id=f"torus_{i}", grasps=grasps, labels=rng.uniform(size=24)))
+    config = ModelConfig(**{**TINY, "normal_orientation": "surface"})
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    cache = tmp_path / "prepared.safetensors"
+    fresh = prepare_records(samples, config.num_nodes, cache=cache, progress=False, orientation="surface")
+    cached = prepare_records(samples, config.num_nodes, cache=cache, progress=False, orientation="surface")
+    scorer = GraspScorer(model, config, device="cpu")
+    for records in (fresh, cached):
+        with torch.no_grad():
+            from_batch = torch.sigmoid(model(make_batch(records, [(1, np.arange(24))]))).numpy()
+        np.testing.assert_allclose(scorer.score(samples[1].points, samples[1].grasps), from_batch, atol=1e-5)
+    by_centroid = prepare_records(samples, config.num_nodes, cache=cache, progress=False)
+    flipped = (by_centroid[0].cloud.node_normal * fresh[0].cloud.node_normal).sum(dim=1) < 0  # [M]
+    assert flipped.any()  # the inner ring: a shared cache would have hidden this
 
 
 def test_pointnet_baseline_trains_and_is_not_invariant(toy_records, rng, tmp_path):

@@ -39,12 +39,18 @@ class ModelConfig:
     # node normals) or "grasp" (away from the centre of the grasp's contacts, i.e. out of the
     # material the fingers squeeze; right also on a torus' inner ring or inside a mug).
     contact_normal_sign: str = "grasp"
+    # How PCA normals (nodes and contacts) get their sign: "centroid" (away from the cloud's
+    # centroid: wrong wherever the surface faces it, a torus' inner ring, a mug's inside) or
+    # "surface" (propagated over the surface, grasp_equi.orientation). Older checkpoints: "centroid".
+    normal_orientation: str = "centroid"
     max_contact_distance: float = 1.0  # contacts farther than this (in object radii) from every cloud point are rejected;
     # generous because single-view clouds miss the back side that the far finger touches
 
     def __post_init__(self):
         if self.contact_normal_sign not in ("centroid", "grasp"):
             raise ValueError(f"contact_normal_sign must be 'centroid' or 'grasp'; got {self.contact_normal_sign!r}")
+        if self.normal_orientation not in ("centroid", "surface"):
+            raise ValueError(f"normal_orientation must be 'centroid' or 'surface'; got {self.normal_orientation!r}")
 
     @property
     def uses_contact_normals(self) -> bool:
@@ -60,5 +66,6 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown model config keys {unknown}")
-        data = {"contact_normals": False, "contact_normal_sign": "centroid", **data}  # older checkpoints
+        data = {"contact_normals": False, "contact_normal_sign": "centroid", "normal_orientation": "centroid",
+                **data}  # older checkpoints
         return cls(**data)

@@ -24,6 +24,8 @@ from tqdm import tqdm
 from grasp_equi import keys
 from grasp_equi.geometry import NeighbourIndex
 from grasp_equi.graph import PreparedCloud, collate, contact_normals, normalise_contacts, prepare_cloud
+from grasp_equi.orientation import VERSION as ORIENTATION_VERSION
+from grasp_equi.orientation import SurfaceOrientation
 
 
 @dataclass
@@ -45,9 +47,11 @@ class CloudRecord:
         return len(self.labels)
 
 
-def _fingerprint(samples: Sequence, num_nodes: int, normal_k: int) -> str:
+def _fingerprint(samples: Sequence, num_nodes: int, normal_k: int, orientation: str) -> str:
     """Cheap identity of a sample list + preprocessing settings (guards a disk cache)."""
-    h = hashlib.sha1(f"{num_nodes}/{normal_k}/{len(samples)}".encode())
+    # the default orientation keeps its old fingerprint, so existing caches stay valid
+    tag = "" if orientation == "centroid" else f"/{orientation}-v{ORIENTATION_VERSION}"
+    h = hashlib.sha1(f"{num_nodes}/{normal_k}/{len(samples)}{tag}".encode())
     for s in samples:
         pts = np.ascontiguousarray(s.points, dtype=np.float32)
         h.update(f"{s.object_id}/{s.partial}/{pts.shape[0]}".encode())
@@ -55,12 +59,14 @@ def _fingerprint(samples: Sequence, num_nodes: int, normal_k: int) -> str:
     return h.hexdigest()
 
 
-def _prepare_all(samples: Sequence, num_nodes: int, normal_k: int, progress: bool) -> list[PreparedCloud]:
+def _prepare_all(samples: Sequence, num_nodes: int, normal_k: int, orientation: str,
+                 progress: bool) -> list[PreparedCloud]:
     clouds = []
     for s in tqdm(samples, desc="preprocess clouds", disable=not progress, unit="cloud"):
         pts = torch.as_tensor(np.asarray(s.points, dtype=np.float64))  # [N, 3]
-        cloud = prepare_cloud(pts, None, num_nodes, normal_k)
-        cloud.index = None  # thousands of clouds: no search trees held in memory (rebuilt per cloud later)
+        cloud = prepare_cloud(pts, None, num_nodes, normal_k, orientation=orientation)
+        # thousands of clouds: no search trees or orientations held in memory (rebuilt per cloud later)
+        cloud.index, cloud.orientation = None, None
         clouds.append(cloud)
     return clouds
 
@@ -96,14 +102,16 @@ def _load_cache(path: Path, fingerprint: str) -> list[PreparedCloud] | None:
 
 
 def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache: Path | None = None,
-                    progress: bool = True) -> list[CloudRecord]:
-    """Preprocess every ``CloudSample`` once (or read the result from ``cache``)."""
+                    progress: bool = True, orientation: str = "centroid") -> list[CloudRecord]:
+    """Preprocess every ``CloudSample`` once (or read the result from ``cache``).
+
+    ``orientation`` is ``ModelConfig.normal_orientation`` (how normals get their sign)."""
     if not samples:
         return []
-    fingerprint = _fingerprint(samples, num_nodes, normal_k)
+    fingerprint = _fingerprint(samples, num_nodes, normal_k, orientation)
     clouds = _load_cache(Path(cache), fingerprint) if cache else None
     if clouds is None:
-        clouds = _prepare_all(samples, num_nodes, normal_k, progress)
+        clouds = _prepare_all(samples, num_nodes, normal_k, orientation, progress)
         if cache:
             _save_cache(Path(cache), clouds, fingerprint)
     records = []
@@ -113,7 +121,10 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
         flat = torch.as_tensor(np.concatenate(grasps)) if grasps else torch.zeros(0, 3, dtype=torch.float64)
         local = normalise_contacts(flat, cloud)  # [C, 3]
         local_points = normalise_contacts(torch.as_tensor(np.asarray(s.points, dtype=np.float64)), cloud)  # [N, 3]
-        normals = contact_normals(local, NeighbourIndex(local_points), normal_k)  # [C, 3]
+        index = NeighbourIndex(local_points)
+        # the same (deterministic) orientation prepare_cloud built for the node normals
+        oriented = SurfaceOrientation(local_points, index, normal_k) if orientation == "surface" else None
+        normals = contact_normals(local, index, normal_k, oriented)  # [C, 3]
         records.append(CloudRecord(
             cloud=cloud, contacts=local, contact_normals=normals,
             num_contacts=counts,
@@ -126,7 +137,7 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
 
 def _rotate(cloud: PreparedCloud, contacts: torch.Tensor, normals: torch.Tensor, rot: torch.Tensor):
     """Rotate a prepared cloud, its contacts and their normals about the centroid (the origin)."""
-    # Preprocessing commutes with rotations (invariant FPS start, centroid-based normal sign),
+    # Preprocessing commutes with rotations (invariant FPS start, rotation-equivariant normal signs),
     # so rotating the prepared tensors equals preprocessing a rotated input cloud.
     return (PreparedCloud(cloud.node_pos @ rot.T, cloud.node_normal @ rot.T, cloud.center, cloud.scale),
             contacts @ rot.T, normals @ rot.T)

@@ -1,0 +1,214 @@
+"""Consistent outward orientation of PCA normals by propagation over the surface.
+
+A PCA normal has no sign. "Away from the centroid" is right on convex shapes and wrong
+wherever the surface faces the centroid: a torus' inner ring, the inside of a mug, the
+concave side of a bowl. There the contact normal flips and a grasp that pushes both jaws
+the same way looks antipodal (the model then calls it stable).
+
+This module orients normals as Hoppe et al. (SIGGRAPH 1992) do: on a subsample of the cloud
+(``reference`` points), build a k-nearest-neighbour graph weighted by ``1 - |n_i . n_j|``,
+take its minimum spanning tree and propagate the sign from neighbour to neighbour along it,
+so that the orientation only changes where the surface bends smoothly. Each connected
+piece then gets the global sign that makes ``sum_i n_i . p_i`` positive: for a closed
+surface ``∮ n . p dA = 3 V > 0`` (divergence theorem) whatever its shape, so outward wins.
+Any other normal (a node, a contact) takes the sign of its nearest reference normal.
+
+Everything depends only on distances and dot products of centred points, and the
+reference points are chosen by rank of their distance from the centroid, so the result is
+rotation-equivariant and independent of the order of the points (up to exact ties).
+Runs on the CPU (numpy/scipy); ~1k reference points cost a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+VERSION = 1  # bump when the rule changes: prepared-cloud caches carry it
+NUM_REFERENCE = 1024  # reference points: spacing ~0.1 object radii on a sphere-sized surface
+GRAPH_K = 8  # neighbours per reference point in the propagation graph
+MAX_VARIATION = 0.05  # above this surface variation a point is on a rim, not a smooth patch
+MIN_SMOOTH_DOT = 0.7  # neighbours on one smooth patch: normals within ~45 degrees (up to sign)
+MIN_FOLD = 0.5  # an edge 30+ degrees off both tangent planes crosses a fold or a wall
+HULL_TOLERANCE = 0.02  # points this close (object radii) to the convex hull's boundary are on it
+MIN_HULL_FACING = 0.5  # ... and anchor their sign when their normal is within 60 degrees of the facet's
+
+
+def reference_indices(local: torch.Tensor, count: int = NUM_REFERENCE) -> torch.Tensor:
+    """Indices ``[S]`` of an order-free, rotation-invariant subsample of ``local`` ``[N, 3]``.
+
+    Points are ranked by their distance from the centroid (the origin of ``local``), an
+    invariant, and every ``N / count``-th is kept: spread over the whole object, not clustered.
+    """
+    n = local.shape[0]
+    radius = local.double().norm(dim=1)  # [N]
+    order = torch.argsort(radius, stable=True)  # [N]
+    if n <= count:
+        return order
+    picks = torch.floor(torch.arange(count, dtype=torch.float64) * (n / count)).long()  # [S]
+    return order[picks]
+
+
+def pca_normals(queries: torch.Tensor, index, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unsigned PCA normals ``[n_q, 3]`` and surface variation ``[n_q]`` (smallest eigenvalue over
+    their sum: ~0 on a smooth patch, up to 1/3 at a corner) of the ``k`` nearest cloud points."""
+    knn = index.query(queries, k)  # [n_q, k]
+    neigh = index.cloud[knn].detach().cpu().double()  # [n_q, k, 3]
+    centred = neigh - neigh.mean(dim=1, keepdim=True)  # [n_q, k, 3]
+    eigval, eigvec = torch.linalg.eigh(centred.transpose(1, 2) @ centred)  # ascending
+    variation = eigval[:, 0] / eigval.sum(dim=1).clamp_min(1e-30)  # [n_q]
+    return eigvec[:, :, 0].numpy(), variation.numpy()
+
+
+def edge_rules(points: np.ndarray, normals: np.ndarray, variation: np.ndarray, src: np.ndarray,
+               dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How the signs of two neighbouring normals relate: ``(relation [E] = s_src * s_dst, confidence [E])``.
+
+    Two rules, the more confident one wins:
+    * smooth patch: neighbours on a smooth surface have nearly parallel outward normals, so the
+      relation is the sign of ``n_i . n_j``; trusted when the normals agree in direction, the edge
+      lies in the tangent plane and neither point sits on a rim (surface variation);
+    * fold or wall: for outward normals ``t``, ``t_i . (p_j - p_i)`` and ``t_j . (p_i - p_j)`` have
+      the same sign at any fold, convex (both < 0: a box's edge, a cone's acute rim) or concave
+      (both > 0), and across a thin wall (both < 0) or a narrow gap (both > 0); trusted as far as
+      the edge leaves the tangent planes.
+    """
+    edge = points[dst] - points[src]  # [E, 3]
+    edge = edge / np.maximum(np.linalg.norm(edge, axis=1, keepdims=True), 1e-12)
+    a = (normals[src] * edge).sum(axis=1)  # [E]
+    b = -(normals[dst] * edge).sum(axis=1)  # [E]
+    dot = (normals[src] * normals[dst]).sum(axis=1)  # [E]
+    clean = np.maximum(variation[src], variation[dst]) < MAX_VARIATION  # [E], both normals well defined
+    off_tangent = np.minimum(np.abs(a), np.abs(b))  # [E]
+    fold = clean & (off_tangent > MIN_FOLD)
+    smooth = clean & (np.abs(dot) > MIN_SMOOTH_DOT) & (np.maximum(np.abs(a), np.abs(b)) < MIN_FOLD) & ~fold
+    relation = np.where(fold, np.sign(a) * np.sign(b), np.sign(dot))  # [E]
+    relation[relation == 0] = 1.0
+    confidence = np.where(fold, off_tangent, np.where(smooth, np.abs(dot), 0.0))  # [E], 0: untrusted
+    return relation, confidence
+
+
+def _spanning_forest(points: np.ndarray, normals: np.ndarray, variation: np.ndarray,
+                     graph_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Parent ``[S]`` of each point in a maximum-confidence spanning forest of the k-NN graph, and
+    the sign relation ``[S]`` to it (a root is its own parent, relation +1)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+    from scipy.spatial import cKDTree
+
+    s = points.shape[0]
+    k = min(graph_k + 1, s)
+    _, nn = cKDTree(points).query(points, k=k)  # [S, k]
+    nn = np.asarray(nn).reshape(s, k)
+    src = np.repeat(np.arange(s), k)  # [S * k]
+    dst = nn.ravel()  # [S * k]
+    keep = src != dst  # drop self-edges explicitly
+    src, dst = src[keep], dst[keep]
+    _, confidence = edge_rules(points, normals, variation, src, dst)
+    # The small constant keeps every weight > 0 (a sparse zero would be "no edge").
+    graph = coo_matrix((1.0 + 1e-3 - confidence, (src, dst)), shape=(s, s)).tocsr()
+    tree = minimum_spanning_tree(graph.maximum(graph.T))
+    tree = tree.maximum(tree.T)
+    _, component = connected_components(tree, directed=False)
+    parent = np.arange(s)
+    for root in np.unique(component, return_index=True)[1]:  # first point of each component
+        order, pred = breadth_first_order(tree, root, directed=False)
+        parent[order[1:]] = pred[order[1:]]
+    relation, confidence = edge_rules(points, normals, variation, np.arange(s), parent)
+    # The tree also spans untrusted edges (it must span the component): cut them, so each piece
+    # decides its sign on its own.
+    parent = np.where(confidence > 0, parent, np.arange(s))
+    relation[parent == np.arange(s)] = 1.0
+    return parent, relation
+
+
+def convex_hull_signs(points: np.ndarray, normals: np.ndarray, tolerance: float = HULL_TOLERANCE) -> np.ndarray:
+    """Sign ``[S]`` that points each normal out of the convex hull, for points within ``tolerance``
+    of its boundary (0 for the others).
+
+    On the hull the outward side is certain: no part of the object lies beyond a supporting
+    plane. The nearest facet's outward normal decides where the normal roughly faces it. Degenerate clouds (flat, < 4 points) get
+    no anchors.
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    if points.shape[0] < 4:
+        return np.zeros(points.shape[0])
+    try:
+        hull = ConvexHull(points)
+    except (QhullError, ValueError):
+        return np.zeros(points.shape[0])
+    signed = points @ hull.equations[:, :3].T + hull.equations[:, 3]  # [S, F], <= 0 inside
+    nearest = signed.argmax(axis=1)  # [S]
+    near = signed[np.arange(len(points)), nearest] > -tolerance  # [S]
+    facing = (normals * hull.equations[nearest, :3]).sum(axis=1)  # [S]
+    # A normal across the facet's (a partial view's rim against its flat back) proves nothing.
+    return np.where(near & (np.abs(facing) > MIN_HULL_FACING), np.sign(facing), 0.0)
+
+
+def _propagate_signs(relation: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sign ``[S]`` of each normal relative to its tree's root and that root ``[S]``, by pointer
+    jumping (O(S log S)): ``sign[v]`` starts as the relation to the parent; each round multiplies
+    in the accumulated sign of the node ``up[v]`` it points to and jumps there."""
+    sign = relation.copy()  # [S]; a root's is +1
+    up = parent.copy()  # [S]
+    while not (up[up] == up).all():
+        sign = sign * sign[up]
+        up = up[up]
+    return sign, up
+
+
+class SurfaceOrientation:
+    """Oriented normals on reference points of one cloud; orients any other normals by them.
+
+    ``local`` ``[N, 3]`` is the cloud in its normalised frame (centroid at the origin); ``index``
+    a ``NeighbourIndex`` over it for the PCA normals of the reference points.
+    """
+
+    def __init__(self, local: torch.Tensor, index, normal_k: int = 16, num_reference: int = NUM_REFERENCE,
+                 graph_k: int = GRAPH_K):
+        picks = reference_indices(local, num_reference)  # [S]
+        nrm, variation = pca_normals(local[picks], index, normal_k)  # [S, 3], [S]
+        points = local[picks].detach().cpu().double().numpy()  # [S, 3]
+        hull_sign = convex_hull_signs(points, nrm)  # [S], 0 off the hull
+        parent, relation = _spanning_forest(points, nrm, variation, graph_k)
+        sign, patch = _propagate_signs(relation, parent)  # consistent within each smooth patch
+        # Each patch takes the sign its points on the hull vote for; a patch with none (a hidden
+        # inner surface) the sign that makes sum(n . p) positive.
+        anchored = np.bincount(patch, weights=hull_sign * sign, minlength=len(points))  # [S]
+        outward = np.bincount(patch, weights=sign * (nrm * points).sum(axis=1), minlength=len(points))  # [S]
+        vote = np.where(anchored != 0, anchored, outward)[patch]  # [S]
+        sign = sign * np.where(vote < 0, -1.0, 1.0)
+        # On the hull the hull decides outright: a thin wedge (a squat cone's rim) can join two
+        # faces in one patch with the wrong relation, the hull never errs there.
+        sign = np.where(hull_sign != 0, hull_sign, sign)
+        nrm = nrm * sign[:, None]  # [S, 3]
+        self.points = points  # [S, 3]
+        self.normals = nrm  # [S, 3]
+        self._tree = None
+
+    @classmethod
+    def from_normals(cls, local: torch.Tensor, normals: torch.Tensor,
+                     num_reference: int = NUM_REFERENCE) -> "SurfaceOrientation":
+        """The caller's own outward normals ``[N, 3]`` (at ``local`` ``[N, 3]``) as the reference."""
+        picks = reference_indices(local, num_reference)  # [S]
+        self = cls.__new__(cls)
+        self.points = local[picks].detach().cpu().double().numpy()  # [S, 3]
+        self.normals = normals[picks].detach().cpu().double().numpy()  # [S, 3]
+        self._tree = None
+        return self
+
+    def orient(self, queries: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+        """Flip each of ``normals`` ``[n_q, 3]`` (at ``queries`` ``[n_q, 3]``) to agree with the
+        nearest reference normal. Returns ``[n_q, 3]`` on the input's device and dtype."""
+        if queries.shape[0] == 0:
+            return normals
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            self._tree = cKDTree(self.points)
+        _, nearest = self._tree.query(queries.detach().cpu().double().numpy(), k=1)  # [n_q]
+        ref = torch.as_tensor(self.normals[np.asarray(nearest).reshape(-1)], dtype=normals.dtype,
+                              device=normals.device)  # [n_q, 3]
+        agree = (normals * ref).sum(dim=1, keepdim=True)  # [n_q, 1]
+        return torch.where(agree < 0, -normals, normals)
