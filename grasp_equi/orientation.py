@@ -143,9 +143,11 @@ def convex_hull_signs(points: np.ndarray, normals: np.ndarray, tolerance: float 
         hull = ConvexHull(points)
     except (QhullError, ValueError):
         return np.zeros(points.shape[0])
-    signed = points @ hull.equations[:, :3].T + hull.equations[:, 3]  # [S, F], <= 0 inside
-    nearest = signed.argmax(axis=1)  # [S]
-    near = signed[np.arange(len(points)), nearest] > -tolerance  # [S]
+    # torch: numpy's row-wise argmax over ~600 facets costs 5x the whole matrix product
+    eq = torch.from_numpy(hull.equations)  # [F, 4] outward unit normal, offset
+    signed = torch.addmm(eq[:, 3], torch.from_numpy(points), eq[:, :3].T)  # [S, F], <= 0 inside
+    distance, nearest = signed.max(dim=1)  # [S]
+    near, nearest = (distance > -tolerance).numpy(), nearest.numpy()  # [S]
     facing = (normals * hull.equations[nearest, :3]).sum(axis=1)  # [S]
     # A normal across the facet's (a partial view's rim against its flat back) proves nothing.
     return np.where(near & (np.abs(facing) > MIN_HULL_FACING), np.sign(facing), 0.0)
