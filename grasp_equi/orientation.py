@@ -29,13 +29,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-VERSION = 1  # bump when the rule changes: prepared-cloud caches carry it
+VERSION = 2  # bump when the rule changes: prepared-cloud caches carry it
 NUM_REFERENCE = 1024  # reference points: spacing ~0.1 object radii on a sphere-sized surface
 GRAPH_K = 8  # neighbours per reference point in the propagation graph
 MAX_VARIATION = 0.05  # above this surface variation a point is on a rim, not a smooth patch
 MIN_SMOOTH_DOT = 0.7  # neighbours on one smooth patch: normals within ~45 degrees (up to sign)
 MIN_FOLD = 0.5  # an edge 30+ degrees off both tangent planes crosses a fold or a wall
-HULL_TOLERANCE = 0.02  # points this close (object radii) to the convex hull's boundary are on it
+HULL_TOLERANCE = 0.02  # points this close (in object radii) to a supporting plane of the hull are on it
 MIN_HULL_FACING = 0.5  # ... and anchor their sign when their normal is within 60 degrees of the facet's
 
 
@@ -129,10 +129,10 @@ def _spanning_forest(points: np.ndarray, normals: np.ndarray, variation: np.ndar
 
 def convex_hull_signs(points: np.ndarray, normals: np.ndarray, tolerance: float = HULL_TOLERANCE) -> np.ndarray:
     """Sign ``[S]`` that points each normal out of the convex hull, for points within ``tolerance``
-    of its boundary (0 for the others).
+    (same units as ``points``) of its boundary (0 for the others).
 
     On the hull the outward side is certain: no part of the object lies beyond a supporting
-    plane. The nearest facet's outward normal decides where the normal roughly faces it.
+    plane. The facets a point lies on decide, where its normal roughly faces them and they agree.
     Degenerate clouds (flat, < 4 points) get no anchors.
     """
     from scipy.spatial import ConvexHull, QhullError
@@ -143,14 +143,16 @@ def convex_hull_signs(points: np.ndarray, normals: np.ndarray, tolerance: float 
         hull = ConvexHull(points)
     except (QhullError, ValueError):
         return np.zeros(points.shape[0])
-    # torch: numpy's row-wise argmax over ~600 facets costs 5x the whole matrix product
     eq = torch.from_numpy(hull.equations)  # [F, 4] outward unit normal, offset
-    signed = torch.addmm(eq[:, 3], torch.from_numpy(points), eq[:, :3].T)  # [S, F], <= 0 inside
-    distance, nearest = signed.max(dim=1)  # [S]
-    near, nearest = (distance > -tolerance).numpy(), nearest.numpy()  # [S]
-    facing = (normals * hull.equations[nearest, :3]).sum(axis=1)  # [S]
-    # A normal across the facet's (a partial view's rim against its flat back) proves nothing.
-    return np.where(near & (np.abs(facing) > MIN_HULL_FACING), np.sign(facing), 0.0)
+    near = torch.addmm(eq[:, 3], torch.from_numpy(points), eq[:, :3].T) > -tolerance  # [S, F], on that facet
+    facing = torch.from_numpy(normals) @ eq[:, :3].T  # [S, F]
+    # Every facet the point lies on gets a say, not only the nearest: a hull vertex lies on all its
+    # facets at once (distance ~0, which one is "nearest" is rounding), and on a partial view's
+    # rim those include the flat back, which faces the other way. A normal across a facet
+    # (|facing| small) proves nothing; facets that disagree leave the point to the propagation.
+    out = (near & (facing > MIN_HULL_FACING)).any(dim=1)  # [S]
+    into = (near & (facing < -MIN_HULL_FACING)).any(dim=1)  # [S]
+    return (out & ~into).double().numpy() - (into & ~out).double().numpy()
 
 
 def _propagate_signs(relation: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +179,8 @@ class SurfaceOrientation:
         picks = reference_indices(local, num_reference)  # [S]
         nrm, variation = pca_normals(local[picks], index, normal_k)  # [S, 3], [S]
         points = local[picks].detach().cpu().double().numpy()  # [S, 3]
-        hull_sign = convex_hull_signs(points, nrm)  # [S], 0 off the hull
+        radius = float(local.detach().double().norm(dim=1).max()) if len(local) else 1.0  # 1 in the scorer's frame
+        hull_sign = convex_hull_signs(points, nrm, HULL_TOLERANCE * max(radius, 1e-12))  # [S], 0 off the hull
         parent, relation = _spanning_forest(points, nrm, variation, graph_k)
         sign, patch = _propagate_signs(relation, parent)  # consistent within each smooth patch
         # Each patch takes the sign its points on the hull vote for; a patch with none (a hidden
