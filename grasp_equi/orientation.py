@@ -14,7 +14,7 @@ The rule here, on ~1k reference points of the cloud (``SurfaceOrientation``):
    its hull points vote for, and they keep it (a thin wedge can fool the propagation, not the
    hull). A patch with no hull point (a hidden inner surface) takes the sign that makes
    ``sum n . p`` positive, as ``∮ n . p dA = 3 V > 0`` for any closed surface.
-Any other normal (a node, a contact) takes the sign of its nearest reference normal.
+Any other normal (a node, a contact) takes the sign its nearest reference normals agree on.
 
 Everything depends only on distances and dot products of centred points, and the reference
 points are chosen by rank of their distance from the centroid, so the result is equivariant
@@ -29,9 +29,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-VERSION = 2  # bump when the rule changes: prepared-cloud caches carry it
+VERSION = 3  # bump when the rule changes: prepared-cloud caches carry it
 NUM_REFERENCE = 1024  # reference points: spacing ~0.1 object radii on a sphere-sized surface
 GRAPH_K = 8  # neighbours per reference point in the propagation graph
+QUERY_K = 4  # reference normals that vote on the sign of each node / contact normal
 MAX_VARIATION = 0.05  # above this surface variation a point is on a rim, not a smooth patch
 MIN_SMOOTH_DOT = 0.7  # neighbours on one smooth patch: normals within ~45 degrees (up to sign)
 MIN_FOLD = 0.5  # an edge 30+ degrees off both tangent planes crosses a fold or a wall
@@ -209,16 +210,19 @@ class SurfaceOrientation:
         return self
 
     def orient(self, queries: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
-        """Flip each of ``normals`` ``[n_q, 3]`` (at ``queries`` ``[n_q, 3]``) to agree with the
-        nearest reference normal. Returns ``[n_q, 3]`` on the input's device and dtype."""
+        """Flip each of ``normals`` ``[n_q, 3]`` (at ``queries`` ``[n_q, 3]``) to agree with its
+        ``QUERY_K`` nearest reference normals (the sign of the summed dot products: one reference
+        more or less, a near-tie in the subsample, cannot flip a normal that is not itself
+        ambiguous). Returns ``[n_q, 3]`` on the input's device and dtype."""
         if queries.shape[0] == 0:
             return normals
         if self._tree is None:
             from scipy.spatial import cKDTree
 
             self._tree = cKDTree(self.points)
-        _, nearest = self._tree.query(queries.detach().cpu().double().numpy(), k=1)  # [n_q]
-        ref = torch.as_tensor(self.normals[np.asarray(nearest).reshape(-1)], dtype=normals.dtype,
-                              device=normals.device)  # [n_q, 3]
-        agree = (normals * ref).sum(dim=1, keepdim=True)  # [n_q, 1]
+        k = min(QUERY_K, len(self.points))
+        _, nearest = self._tree.query(queries.detach().cpu().double().numpy(), k=k)  # [n_q, k]
+        ref = torch.as_tensor(self.normals[np.asarray(nearest).reshape(queries.shape[0], k)], dtype=normals.dtype,
+                              device=normals.device)  # [n_q, k, 3]
+        agree = (normals[:, None, :] * ref).sum(dim=(1, 2))[:, None]  # [n_q, 1]
         return torch.where(agree < 0, -normals, normals)
