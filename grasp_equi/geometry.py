@@ -163,6 +163,19 @@ def nearest_neighbours(queries: torch.Tensor, cloud: torch.Tensor, k: int) -> to
     return NeighbourIndex(cloud).query(queries, k)
 
 
+def local_pca(queries: torch.Tensor, cloud: torch.Tensor, k: int, index: NeighbourIndex | None = None,
+              dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues ``[n_q, 3]`` (ascending) and eigenvectors ``[n_q, 3, 3]`` (columns) of the
+    covariance of each query's ``k`` nearest ``cloud`` points; ``dtype`` (default: the cloud's)
+    moves the neighbourhoods to the CPU in that precision first."""
+    knn = (index or NeighbourIndex(cloud)).query(queries, k)  # [n_q, k]
+    neigh = cloud[knn]  # [n_q, k, 3]
+    if dtype is not None:
+        neigh = neigh.detach().cpu().to(dtype)
+    centred = neigh - neigh.mean(dim=1, keepdim=True)  # [n_q, k, 3]
+    return torch.linalg.eigh(centred.transpose(1, 2) @ centred)  # [n_q, 3], [n_q, 3, 3]
+
+
 def estimate_normals(
     queries: torch.Tensor, cloud: torch.Tensor, k: int = 16, center: torch.Tensor | None = None,
     index: NeighbourIndex | None = None,
@@ -174,11 +187,7 @@ def estimate_normals(
     rebuilding the neighbour search. Returns ``[n_queries, 3]``.
     """
     center = cloud.mean(dim=0) if center is None else center  # [3]
-    knn = (index or NeighbourIndex(cloud)).query(queries, k)  # [n_q, k]
-    neigh = cloud[knn]  # [n_q, k, 3]
-    centred = neigh - neigh.mean(dim=1, keepdim=True)  # [n_q, k, 3]
-    cov = centred.transpose(1, 2) @ centred  # [n_q, 3, 3]
-    _, eigvec = torch.linalg.eigh(cov)  # eigenvalues ascending
+    _, eigvec = local_pca(queries, cloud, k, index)  # eigenvalues ascending
     normals = eigvec[:, :, 0]  # [n_q, 3], direction of least variance
     outward = ((queries - center) * normals).sum(dim=1, keepdim=True)  # [n_q, 1]
     return torch.where(outward < 0, -normals, normals)

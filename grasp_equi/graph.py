@@ -70,7 +70,7 @@ def prepare_cloud(
             node_normal = estimate_normals(node_pos, local, k=normal_k,
                                            center=torch.zeros(3, device=local.device), index=index)  # [M, 3]
             if orientation == "surface":
-                oriented = SurfaceOrientation(local, index, normal_k)
+                oriented = SurfaceOrientation.from_cloud(local, index, normal_k)
                 node_normal = oriented.orient(node_pos, node_normal)  # [M, 3]
         else:
             unit = torch.nn.functional.normalize(normals.to(torch.float32), dim=1)  # [N, 3]

@@ -109,4 +109,3 @@ def test_surface_oriented_normals_keep_scores_invariant(rng, reflect):
     # and the orientation matters: the centroid rule flips the inner ring, so scores differ
     centroid = GraspScorer.untrained(seed=5, device="cpu", normal_orientation="centroid", **SMALL_MODEL)
     assert np.abs(centroid.score(points, contacts) - base).max() > 1e-3
-

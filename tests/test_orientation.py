@@ -45,7 +45,7 @@ def _oriented(points: np.ndarray) -> np.ndarray:
     local = torch.as_tensor(points - points.mean(axis=0), dtype=torch.float32)
     index = NeighbourIndex(local)
     unsigned = estimate_normals(local, local, k=16, center=torch.zeros(3), index=index)
-    return SurfaceOrientation(local, index).orient(local, unsigned).numpy()
+    return SurfaceOrientation.from_cloud(local, index).orient(local, unsigned).numpy()
 
 
 def _agreement(estimated: np.ndarray, true: np.ndarray) -> float:
@@ -106,7 +106,7 @@ def test_orientation_is_equivariant_on_depth_camera_views(rng):
     def reference_normals(points):
         rel = points - points.mean(axis=0)
         local = torch.as_tensor(rel / np.linalg.norm(rel, axis=1).max(), dtype=torch.float32)
-        return SurfaceOrientation(local, NeighbourIndex(local)).normals  # [S, 3]
+        return SurfaceOrientation.from_cloud(local, NeighbourIndex(local)).normals  # [S, 3]
 
     for i in range(8):
         points, _, _ = partial_cloud(make_object("torus", rng), rng)
@@ -129,7 +129,7 @@ def test_reference_points_spread_over_the_cloud_and_drop_none_when_small(rng):
 def test_tiny_clouds_still_orient(n, rng):
     points, true = ellipsoid_cloud(n, rng=rng)
     local = torch.as_tensor(points - points.mean(axis=0), dtype=torch.float32)
-    oriented = SurfaceOrientation(local, NeighbourIndex(local))
+    oriented = SurfaceOrientation.from_cloud(local, NeighbourIndex(local))
     normals = oriented.orient(local, torch.as_tensor(true, dtype=torch.float32))
     assert normals.shape == (n, 3) and torch.isfinite(normals).all()
 

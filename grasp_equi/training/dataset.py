@@ -59,16 +59,18 @@ def _fingerprint(samples: Sequence, num_nodes: int, normal_k: int, orientation: 
     return h.hexdigest()
 
 
-def _prepare_all(samples: Sequence, num_nodes: int, normal_k: int, orientation: str,
-                 progress: bool) -> list[PreparedCloud]:
-    clouds = []
-    for s in tqdm(samples, desc="preprocess clouds", disable=not progress, unit="cloud"):
-        pts = torch.as_tensor(np.asarray(s.points, dtype=np.float64))  # [N, 3]
+def _prepared_cloud(sample, cached: PreparedCloud | None, num_nodes: int, normal_k: int, orientation: str):
+    """``(cloud, index, orientation)`` of one sample: the cached cloud with its neighbour search
+    and orientation rebuilt (the cache holds tensors only), or a fresh ``prepare_cloud``'s."""
+    pts = torch.as_tensor(np.asarray(sample.points, dtype=np.float64))  # [N, 3]
+    if cached is None:
         cloud = prepare_cloud(pts, None, num_nodes, normal_k, orientation=orientation)
-        # thousands of clouds: no search trees or orientations held in memory (rebuilt per cloud later)
-        cloud.index, cloud.orientation = None, None
-        clouds.append(cloud)
-    return clouds
+        return cloud, cloud.index, cloud.orientation
+    local_points = normalise_contacts(pts, cached)  # [N, 3], the frame prepare_cloud used
+    index = NeighbourIndex(local_points)
+    # the same (deterministic) orientation prepare_cloud built for the node normals
+    oriented = SurfaceOrientation.from_cloud(local_points, index, normal_k) if orientation == "surface" else None
+    return cached, index, oriented
 
 
 def _save_cache(path: Path, clouds: list[PreparedCloud], fingerprint: str) -> None:
@@ -109,21 +111,17 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
     if not samples:
         return []
     fingerprint = _fingerprint(samples, num_nodes, normal_k, orientation)
-    clouds = _load_cache(Path(cache), fingerprint) if cache else None
-    if clouds is None:
-        clouds = _prepare_all(samples, num_nodes, normal_k, orientation, progress)
-        if cache:
-            _save_cache(Path(cache), clouds, fingerprint)
+    cached = _load_cache(Path(cache), fingerprint) if cache else None
     records = []
-    for s, cloud in zip(samples, clouds):
+    for i, s in enumerate(tqdm(samples, desc="preprocess clouds", disable=not progress, unit="cloud")):
+        cloud, index, oriented = _prepared_cloud(s, None if cached is None else cached[i], num_nodes, normal_k,
+                                                 orientation)
+        # thousands of clouds: no search trees or orientations held in memory beyond this one
+        cloud.index, cloud.orientation = None, None
         grasps = [np.asarray(g, dtype=np.float64) for g in s.grasps]
         counts = np.array([len(g) for g in grasps], dtype=np.int64)  # [G]
         flat = torch.as_tensor(np.concatenate(grasps)) if grasps else torch.zeros(0, 3, dtype=torch.float64)
         local = normalise_contacts(flat, cloud)  # [C, 3]
-        local_points = normalise_contacts(torch.as_tensor(np.asarray(s.points, dtype=np.float64)), cloud)  # [N, 3]
-        index = NeighbourIndex(local_points)
-        # the same (deterministic) orientation prepare_cloud built for the node normals
-        oriented = SurfaceOrientation(local_points, index, normal_k) if orientation == "surface" else None
         normals = contact_normals(local, index, normal_k, oriented)  # [C, 3]
         records.append(CloudRecord(
             cloud=cloud, contacts=local, contact_normals=normals,
@@ -132,6 +130,8 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
             labels=np.asarray(s.labels, dtype=np.float32), family=str(s.family),
             object_id=str(s.object_id), partial=bool(s.partial),
         ))
+    if cache and cached is None:
+        _save_cache(Path(cache), [r.cloud for r in records], fingerprint)
     return records
 
 
