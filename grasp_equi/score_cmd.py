@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_equi.propose_cmd import add_gripper_arguments
+
 
 def load_cloud(path) -> tuple[np.ndarray, np.ndarray | None]:
     """Points (and normals when present) from ``.npy`` ``(N,3|6)``, ``.npz`` (points[, normals])
@@ -39,16 +41,24 @@ def load_cloud(path) -> tuple[np.ndarray, np.ndarray | None]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cloud", required=True, help="object cloud file (.npy (N,3|6), .npz, .ply, .pcd)")
-    p.add_argument("--grasps", required=True, help=".npy array of contacts, shape (G, K, 3), metres")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--grasps", help=".npy array of contacts, shape (G, K, 3), metres")
+    which.add_argument("--poses", help=".npy parallel-jaw gripper poses, (G, 7) x y z qx qy qz qw or (G, 4, 4); "
+                       "the jaws are closed onto the cloud (see `grasp-equi propose --help` for the gripper)")
     p.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: shipped weights")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of one line per grasp")
+    add_gripper_arguments(p)
 
 
 def run(args) -> int:
     from grasp_equi import GraspScorer
 
     points, normals = load_cloud(args.cloud)
+    if args.poses is not None:
+        from grasp_equi.propose_cmd import score_pose_file
+
+        return score_pose_file(args, points, normals)
     grasps_path = Path(args.grasps)
     if not grasps_path.is_file():
         raise FileNotFoundError(f"grasps file {grasps_path}: no such file")
