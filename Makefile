@@ -48,11 +48,13 @@ gui: setup
 bench: setup
 	$(VENV)/bin/grasp-equi bench --json docs/bench.json
 
+# Replaces the shipped weights, so it asks for TRAIN_FLAGS=--force (or --resume to continue runs/default).
+TRAIN_FLAGS ?=
 train: setup
-	$(VENV)/bin/grasp-equi generate --out data/default --workers 2
+	$(VENV)/bin/grasp-equi generate --out data/default --workers 2 --resume
 	$(VENV)/bin/grasp-equi train --data data/default --out runs/default --steps 100000 --max-minutes 80 \
 		--eval-every 100 --patience 12 --batch 16 --threads 1 --val-clouds 150 --lr 3e-3 --warmup 50 \
-		--publish grasp_equi/weights
+		--publish grasp_equi/weights $(TRAIN_FLAGS)
 
 soak: setup
 	$(PY) scripts/soak.py

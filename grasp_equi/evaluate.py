@@ -1,8 +1,8 @@
-"""``grasp-equi evaluate``: metrics of a checkpoint on a dataset's held-out families.
+"""Metrics of a checkpoint on a dataset's held-out families.
 
 Everything is scored through ``GraspScorer`` (the path robots use: validation, sampling,
 estimated normals, encoder once per cloud), so the numbers describe the shipped pipeline,
-not just the network. Reported: AUC, accuracy at 0.5, top-1/top-5 precision per cloud,
+not just the network (the command line is ``grasp_equi.evaluate_cmd``). Reported: AUC, accuracy at 0.5, top-1/top-5 precision per cloud,
 Brier score, a calibration plot, all overall, per family, per K, and complete vs partial;
 plus the invariance error measured on the evaluation data itself. ``--rotate`` scores every
 cloud in a random pose (rotation + translation), for models that are not invariant.
@@ -10,37 +10,16 @@ cloud in a random pose (rotation + translation), for models that are not invaria
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from grasp_equi.geometry import random_rotation, transform_points
-from grasp_equi.scorer import SHIPPED_WEIGHTS, GraspScorer
+from grasp_equi.scorer import GraspScorer
 from grasp_equi.training import metrics
 from grasp_equi.training.splits import load_split
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS, help="checkpoint (default: shipped)")
-    parser.add_argument("--data", required=True, type=Path, help="dataset directory")
-    parser.add_argument("--json", required=True, type=Path, help="metrics output (.json)")
-    parser.add_argument("--png", type=Path, help="calibration plot (default: the JSON path with .png)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
-                        help="which families to evaluate on (default: the held-out test families)")
-    parser.add_argument("--families", nargs="+", help="explicit families instead of --split")
-    parser.add_argument("--rotate", action="store_true", help="score each cloud in a random rigid pose")
-    parser.add_argument("--max-clouds", type=int, help="evaluate at most this many clouds (seeded subset)")
-    parser.add_argument("--invariance-clouds", type=int, default=20,
-                        help="clouds scored twice (original and randomly moved) for the invariance error")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--quiet", action="store_true")
 
 
 def random_pose(rng: np.random.Generator, points: np.ndarray, contacts: list[np.ndarray], reflect: bool = False):
@@ -162,22 +141,3 @@ def evaluate(weights: Path, data: Path, split: str = "test", families=None, rota
         "invariance": invariance_error(scorer, samples, invariance_clouds, seed),
     }
     return out, res
-
-
-def run(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out, res = evaluate(args.weights, args.data, args.split, args.families, args.rotate, args.max_clouds,
-                        args.invariance_clouds, args.device, args.seed, not args.quiet)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n")
-    png = args.png or args.json.with_suffix(".png")
-    calibration_plot(res, png, f"{out['model']} on {out['split']} families ({out['clouds']} clouds"
-                               f"{', random poses' if args.rotate else ''})")
-    o = out["overall"]
-    print(f"{out['clouds']} clouds, {o['num_grasps']} grasps: AUC {o['auc']:.3f}, accuracy {o['accuracy']:.3f}, "
-          f"Brier {o['brier']:.3f}, top-1 {o['top1_precision']:.3f}; invariance max |d| "
-          f"{out['invariance']['max_abs']}; wrote {args.json} and {png}")
-    for view, per_k in out["by_view_k"].items():
-        print(f"  {view}: " + ", ".join(f"K={k} AUC {m['auc']:.3f} ({m['num_grasps']})" for k, m in per_k.items()))
-    return 0

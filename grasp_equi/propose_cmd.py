@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_equi.cli_types import device
+
 MESH_SUFFIXES = (".obj", ".stl", ".glb", ".gltf", ".off")
 COLUMNS = "rank\tscore\twidth_m\tx\ty\tz\tqx\tqy\tqz\tqw"
 
@@ -67,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mesh-points", type=_count, default=20000, help="points sampled from a mesh --cloud")
     p.add_argument("--units", default="m", help="mesh units: m, cm, mm, in (default m)")
     p.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: shipped weights")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
+    p.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_gripper_arguments(p)
 

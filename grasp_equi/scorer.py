@@ -16,10 +16,8 @@ from grasp_equi.geometry import exact_cdist
 from grasp_equi.graph import (PreparedCloud, as_grasp_list, collate, collate_grasps, contact_normals,
                               normalise_contacts, prepare_cloud)
 from grasp_equi.model import ModelConfig, build_model
+from grasp_equi.paths import SHIPPED_WEIGHTS, WEIGHTS_DIR  # noqa: F401  (re-exported)
 from grasp_equi.validation import check_cloud, check_contacts_near_cloud, check_grasps
-
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-SHIPPED_WEIGHTS = WEIGHTS_DIR / "grasp_equi.safetensors"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

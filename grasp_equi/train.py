@@ -4,6 +4,10 @@ Splits are by family (``DATA/splits.json``): the model learns on the train famil
 stopping watches the val families, and the test families are only touched by ``evaluate``
 (and by ``--publish``, which evaluates the best checkpoint there and writes the model card).
 
+An existing run folder is never replaced silently: ``--resume`` continues it, ``--force`` starts
+over in it; likewise ``--publish`` refuses to replace published weights without ``--force``.
+torch is imported only when the command runs, so ``--help`` is fast.
+
 Multi-GPU: launch the same command with ``torchrun --nproc_per_node=N -m grasp_equi.train ...``;
 each process trains on its own shard of the clouds under DDP and rank 0 validates and writes.
 """
@@ -20,14 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.distributed as dist
+from grasp_equi.cli_types import device, nonneg_float, nonneg_int, positive_float, positive_int, unit_fraction
+from grasp_equi.training.settings import TrainSettings
 
-from grasp_equi.model import ModelConfig, build_model
-from grasp_equi.scorer import resolve_device
-from grasp_equi.training.dataset import describe, prepare_records
-from grasp_equi.training.loop import DistContext, TrainSettings, fit
-from grasp_equi.training.splits import load_split, subsample_objects
+# Files a run folder holds (``--force`` removes these before a new run; the cloud cache stays).
+RUN_FILES = ("best.safetensors", "last.safetensors", "resume.safetensors", "metrics.csv", "summary.json")
 
 # The shipped model's hyper-parameters (``make train`` uses these defaults). Smaller than
 # ``ModelConfig``'s defaults so that it trains in hours on a 2-core CPU: M = 128 nodes and a
@@ -52,42 +53,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainSettings()
     parser.add_argument("--data", required=True, type=Path, help="dataset directory (from `grasp-equi generate`)")
     parser.add_argument("--out", required=True, type=Path, help="run directory (checkpoints, metrics.csv)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--architecture", choices=["equivariant", "pointnet"], default="equivariant",
                         help="equivariant (shipped) or the non-equivariant PointNet baseline")
     parser.add_argument("--set", dest="overrides", action="append", default=[], type=_parse_override,
                         metavar="KEY=VALUE", help="model config override, e.g. --set num_nodes=256 (repeatable)")
-    parser.add_argument("--steps", type=int, default=d.steps, help="maximum optimiser steps")
-    parser.add_argument("--epochs", type=float, help="train for this many passes over the clouds (sets --steps)")
+    parser.add_argument("--steps", type=positive_int, default=d.steps, help="maximum optimiser steps")
+    parser.add_argument("--epochs", type=positive_float, help="train for this many passes over the clouds (sets --steps)")
     parser.add_argument("--max-minutes", type=float, default=d.max_minutes,
                         help="wall-clock budget; the cosine schedule is stretched to end on it")
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    parser.add_argument("--warmup", type=int, default=d.warmup_steps, help="linear warm-up steps")
-    parser.add_argument("--batch", type=int, default=d.batch_clouds, help="clouds per step")
-    parser.add_argument("--grasps-per-cloud", type=int, default=d.grasps_per_cloud)
-    parser.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between validations")
-    parser.add_argument("--patience", type=int, default=d.patience, help="validations without improvement")
-    parser.add_argument("--val-clouds", type=int, default=d.val_max_clouds, help="validation clouds used")
+    parser.add_argument("--lr", type=positive_float, default=d.lr)
+    parser.add_argument("--weight-decay", type=nonneg_float, default=d.weight_decay)
+    parser.add_argument("--warmup", type=nonneg_int, default=d.warmup_steps, help="linear warm-up steps")
+    parser.add_argument("--batch", type=positive_int, default=d.batch_clouds, help="clouds per step")
+    parser.add_argument("--grasps-per-cloud", type=positive_int, default=d.grasps_per_cloud)
+    parser.add_argument("--eval-every", type=positive_int, default=d.eval_every, help="steps between validations")
+    parser.add_argument("--patience", type=positive_int, default=d.patience, help="validations without improvement")
+    parser.add_argument("--val-clouds", type=positive_int, default=d.val_max_clouds, help="validation clouds used")
     parser.add_argument("--augment-rotations", action="store_true",
                         help="random rotation per cloud and step (for the non-equivariant baseline)")
-    parser.add_argument("--fraction", type=float, default=1.0,
+    parser.add_argument("--fraction", type=unit_fraction, default=1.0,
                         help="train on this fraction of the training objects (data-efficiency study)")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=nonneg_int, default=d.seed)
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--cache", type=Path, help="preprocessed-cloud cache file (default: RUN/prepared_*.safetensors)")
     parser.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    parser.add_argument("--force", action="store_true",
+                        help="replace what is there: start over in an existing RUN folder (unless --resume) "
+                        "and replace weights already in --publish DIR")
     parser.add_argument("--publish", type=Path, metavar="DIR",
                         help="after training: copy the best checkpoint to DIR, evaluate it on the test "
                              "families and (re)write DIR/MODEL_CARD.md")
     parser.add_argument("--publish-name", help="file name in DIR (default grasp_equi.safetensors, "
                                                "baseline.safetensors for --architecture pointnet)")
-    parser.add_argument("--publish-clouds", type=int,
+    parser.add_argument("--publish-clouds", type=positive_int,
                         help="evaluate at most this many held-out clouds when publishing (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def model_config(args) -> ModelConfig:
+def model_config(args):
+    """The ``ModelConfig`` of this run: the shipped (or baseline) one with the ``--set`` overrides.
+
+    Raises ValueError naming ``--set`` for an unknown key or a value of the wrong type."""
+    import dataclasses
+
+    from grasp_equi.model.config import ModelConfig
+
+    fields = {f.name: type(f.default) for f in dataclasses.fields(ModelConfig)}
+    for key, value in args.overrides:
+        want = fields.get(key)
+        if want is None:
+            raise ValueError(f"--set {key}: unknown model setting (known: {', '.join(sorted(fields))})")
+        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        ok = ok or (want is float and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"--set {key}={value!r}: expected {'an' if want is int else 'a'} {want.__name__}")
     base = dict(SHIPPED_MODEL if args.architecture == "equivariant" else BASELINE_MODEL)
     base.update(dict(args.overrides))
     base["architecture"] = args.architecture
@@ -95,6 +115,27 @@ def model_config(args) -> ModelConfig:
         return ModelConfig.from_dict({**ModelConfig().to_dict(), **base})
     except (TypeError, ValueError) as err:
         raise ValueError(f"bad --set override: {err}") from None
+
+
+def check_outputs(args) -> None:
+    """Refuse to replace an earlier run or published weights without ``--resume``/``--force``.
+
+    Raises ValueError naming the folder/file and the flag that would allow it."""
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out}: exists and is not a folder")
+    earlier = [name for name in RUN_FILES if (args.out / name).exists()]
+    if earlier and not (args.resume or args.force):
+        raise ValueError(f"--out {args.out} already holds a run ({', '.join(earlier)}); "
+                         "--resume continues it, --force starts over, or choose a new --out")
+    if args.publish and not args.force:
+        target = args.publish / publish_name(args)
+        if target.exists():
+            raise ValueError(f"--publish {args.publish}: {target.name} already there; --force replaces it")
+
+
+def publish_name(args) -> str:
+    return args.publish_name or ("baseline.safetensors" if args.architecture == "pointnet"
+                                 else "grasp_equi.safetensors")
 
 
 def settings_from(args, num_train_clouds: int, world: int) -> TrainSettings:
@@ -110,7 +151,13 @@ def settings_from(args, num_train_clouds: int, world: int) -> TrainSettings:
     )
 
 
-def _init_distributed(device_arg: str) -> tuple[DistContext, torch.device]:
+def _init_distributed(device_arg: str):
+    import torch
+    import torch.distributed as dist
+
+    from grasp_equi.scorer import resolve_device
+    from grasp_equi.training.loop import DistContext
+
     """Single process, or one rank of a ``torchrun`` job (NCCL on GPUs, Gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -124,16 +171,31 @@ def _init_distributed(device_arg: str) -> tuple[DistContext, torch.device]:
     return DistContext(rank, world), device
 
 
-def _log(ctx: DistContext, msg: str) -> None:
+def _log(ctx, msg: str) -> None:
     if ctx.main:
         print(msg, flush=True)
 
 
 def run(args) -> int:
+    """Train (and publish); 0 on success. Errors: ValueError/FileNotFoundError naming the option."""
+    check_outputs(args)
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"--data {args.data}: no such folder")
+    config = model_config(args)
+    import torch
+    import torch.distributed as dist
+
+    from grasp_equi.model import build_model
+    from grasp_equi.training.dataset import describe, prepare_records
+    from grasp_equi.training.loop import fit
+    from grasp_equi.training.splits import load_split, subsample_objects
+
+    if args.force and not args.resume:
+        for name in RUN_FILES:
+            (args.out / name).unlink(missing_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx, device = _init_distributed(args.device)
-    config = model_config(args)
     train_samples = subsample_objects(load_split(args.data, "train"), args.fraction, args.seed)
     val_samples = load_split(args.data, "val")
     if not train_samples or not val_samples:
@@ -170,9 +232,7 @@ def run(args) -> int:
     if args.publish and ctx.main:
         from grasp_equi.training.publish import publish
 
-        name = args.publish_name or ("baseline.safetensors" if config.architecture == "pointnet"
-                                     else "grasp_equi.safetensors")
-        publish(args.out / "best.safetensors", args.publish / name, args.data, device=str(device),
+        publish(args.out / "best.safetensors", args.publish / publish_name(args), args.data, device=str(device),
                 progress=progress, max_clouds=args.publish_clouds)
     return 0
 
@@ -183,7 +243,9 @@ def _command_line() -> str:
     return " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
-def _hardware(device: torch.device, world: int) -> str:
+def _hardware(device, world: int) -> str:
+    import torch
+
     if device.type == "cuda":
         return f"{world} x {torch.cuda.get_device_name(device)}"
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \

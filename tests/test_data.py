@@ -100,14 +100,21 @@ def test_generate_writes_shards_and_manifest_that_load_back(tmp_path, capsys):
     assert manifest["seed"] == 4 and manifest["throughput"]["grasps_per_min_per_core"] > 0
     assert load_splits(out)["train"] == ["box", "cylinder"] and load_splits(out)["test"] == ["torus"]
     assert len(load_dataset(out, families=["torus"])) == 2
-    # resumable and deterministic: a second run skips finished shards; a removed shard comes back identical
+    # resumable and deterministic: --resume skips finished shards; a removed shard comes back identical
     (out / "shard_00001.npz").rename(tmp_path / "first.npz")
     capsys.readouterr()
-    assert _generate(out, "--families", "box", "cylinder", "torus", "--objects", "3", "--seed", "4") == 0
+    assert _generate(out, "--families", "box", "cylinder", "torus", "--objects", "3", "--seed", "4") == 1
+    assert "--resume continues it" in capsys.readouterr().err  # never touched without a flag
+    assert not (out / "shard_00001.npz").exists()
+    assert _generate(out, "--families", "box", "cylinder", "torus", "--objects", "3", "--seed", "4", "--resume") == 0
     assert "1 done, 1 objects to go" in capsys.readouterr().out
     _assert_same_shard(tmp_path / "first.npz", out / "shard_00001.npz")
-    # other settings into the same folder are refused, not mixed
-    assert _generate(out, "--families", "box", "cylinder", "torus", "--objects", "3", "--seed", "5") == 1
+    # other settings into the same folder are refused, not mixed; --force starts over
+    assert _generate(out, "--families", "box", "cylinder", "torus", "--objects", "3", "--seed", "5", "--resume") == 1
+    assert "--force deletes them" in capsys.readouterr().err
+    assert _generate(out, "--families", "box", "--objects", "1", "--seed", "5", "--force") == 0
+    assert sorted(p.name for p in out.glob("shard_*.npz")) == ["shard_00000.npz"]
+    assert load_manifest(out)["seed"] == 5
 
 
 def _assert_same_shard(path_a, path_b):
@@ -146,6 +153,19 @@ def test_broken_meshes_are_skipped_and_reported_not_fatal(tmp_path, capsys):
     assert {s.family for s in samples} == {"mesh", "tools"} and manifest["totals"]["objects"] == 2
     radius = {s.family: s.radius for s in samples}
     assert radius["tools"] == pytest.approx(np.linalg.norm([0.02, 0.015, 0.01]), rel=1e-4)  # cm -> m
+
+
+def test_a_run_that_skips_every_mesh_says_why_and_leaves_nothing_behind(tmp_path, capsys):
+    """Wrong --units: every mesh is out of range. One error line, exit 1, no folder to block the rerun."""
+    meshes = tmp_path / "meshes"
+    meshes.mkdir()
+    trimesh.creation.box(extents=(40, 30, 20)).export(meshes / "block.stl")  # millimetres
+    out = tmp_path / "ds"
+    assert _generate(out, "--meshes", str(meshes), "--units", "m") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("grasp-equi generate: error: every object was skipped") and "--units" in err[-1]
+    assert not out.exists()
+    assert _generate(out, "--meshes", str(meshes), "--units", "mm") == 0  # the corrected rerun is not blocked
 
 
 def test_load_mesh_object_says_why_a_mesh_is_unusable(tmp_path):

@@ -207,12 +207,20 @@ def test_validate_scores_with_given_weights(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--families", "teapot"], "unknown families"),
-    (["--objects", "0"], "--objects must be >= 1"),
-    (["--grip-force", "-3"], "--grip-force must be positive"),
+    (["--families", "teapot"], "--families: unknown"),
     (["--weights", "/nonexistent.safetensors"], "no such file"),
-    (["--meshes", "/nonexistent_dir"], "not a directory"),
+    (["--meshes", "/nonexistent_dir"], "no such folder"),
 ])
 def test_validate_refuses_bad_input_with_a_message(argv, message, capsys):
     assert main(["validate-physics", *argv]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--objects", "0"], "argument --objects: must be >= 1"),
+    (["--grip-force", "-3"], "argument --grip-force: must be > 0"),
+])
+def test_validate_refuses_bad_numbers_as_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["validate-physics", *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err

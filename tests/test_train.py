@@ -252,7 +252,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     from grasp_equi.cli import main
 
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")]) == 1
-    assert "splits.json" in capsys.readouterr().err
+    assert "--data" in capsys.readouterr().err
     assert main(["evaluate", "--weights", str(tmp_path / "none.safetensors"), "--data", str(tmp_path),
                  "--json", str(tmp_path / "x.json")]) == 1
     assert "none.safetensors" in capsys.readouterr().err

@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from grasp_equi.cli_types import nonneg_float, positive_int
+
 FULL_POINTS = (5_000, 20_000, 100_000)
 FULL_GRASPS = (1, 64, 512, 4_000)
 # --quick: a subset that includes the CPU target point (N=20k, G=64); < 50 s on 2 cores.
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="latency plot (PNG); default: next to --json with .png (full grid only)")
     parser.add_argument("--n-points", type=_int_list, metavar="N,N,...", help="override the cloud sizes")
     parser.add_argument("--n-grasps", type=_int_list, metavar="G,G,...", help="override the grasp counts")
-    parser.add_argument("--k", type=int, default=2, help="contacts per grasp (default 2)")
+    parser.add_argument("--k", type=positive_int, default=2, help="contacts per grasp (default 2)")
     parser.add_argument("--weights", type=Path, metavar="PATH",
                         help="checkpoint to time (default: shipped weights if present, else an untrained "
                              "default-size model; latency does not depend on the weights' values)")
@@ -77,8 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the tensor-product kernels first (GraspScorer.compile); the "
                              "compile time is reported, the warm-ups exclude it")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--budget", type=float, help="seconds of repeats per configuration after the minimum")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--budget", type=nonneg_float, help="seconds of repeats per configuration after the minimum")
     parser.add_argument("--ros", action="store_true",
                         help="also measure end to end over ROS 2 (grasp_node vs an echo node); needs rclpy")
 
@@ -145,19 +147,24 @@ def _compile(scorer, k: int) -> float:
 
 
 def run(args) -> int:
+    if args.k < 2:
+        raise ValueError("--k must be >= 2 (a grasp needs at least two contacts)")
+    if args.ros and (args.compile or args.precision != "fp32"):
+        raise ValueError("--ros compares the node with the plain fp32 API; run it without --compile/--precision")
+    devices, precisions, grid = _devices(args.device), _precisions(args.precision), _grid(args)
+    if args.model_config and args.weights is not None:
+        raise ValueError("--model-config prices an untrained model; it cannot be combined with --weights")
+    from grasp_equi.bench.cli_help import help_line, help_seconds
+
+    help_s = help_seconds(repeats=1 if args.quick else 3)  # before torch is loaded here, on a quiet machine
     import torch
     from tqdm import tqdm
 
     from grasp_equi.bench import measure as m
     from grasp_equi.bench.report import markdown_table, plot, ros_table, write_json
 
-    if args.k < 2:
-        raise ValueError("--k must be >= 2 (a grasp needs at least two contacts)")
-    if args.ros and (args.compile or args.precision != "fp32"):
-        raise ValueError("--ros compares the node with the plain fp32 API; run it without --compile/--precision")
     if args.threads:
         torch.set_num_threads(args.threads)
-    devices, precisions, grid = _devices(args.device), _precisions(args.precision), _grid(args)
     warmup, min_repeats, max_repeats = (1, 3, 10) if args.quick else (2, 5, 30)
     budget = args.budget if args.budget is not None else (0.5 if args.quick else 2.0)
     codec = m.Codec.load()
@@ -213,7 +220,8 @@ def run(args) -> int:
     if worst:
         print(f"invariance: max |score change| under a random rigid motion = {max(worst):.2e}")
 
-    meta = {"model": model, "torch": torch.__version__, "quick": bool(args.quick)}
+    print(help_line(help_s))
+    meta = {"model": model, "torch": torch.__version__, "quick": bool(args.quick), "cli_help_s": help_s}
     if args.ros:
         from grasp_equi.ros.bench_e2e import measure_ros  # rclpy lives only under ros/
 

@@ -15,7 +15,11 @@ import json
 import os
 import sys
 import time
+import shutil
 from pathlib import Path
+
+from grasp_equi.cli_types import nonneg_float, nonneg_int, positive_float, positive_int, unit_fraction
+from grasp_equi.data.units import UNITS
 
 DEFAULT_OUT = "data/default"
 # 160 objects per family: the shipped model's data. Objects are seeded by index, so objects 0..1199
@@ -29,30 +33,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="procedural families to use (default: all built-in families)")
     src.add_argument("--meshes", metavar="DIR", help="folder of meshes (OBJ/STL/PLY/GLB/OFF, searched recursively; "
                      "sub-folder names become family names) instead of procedural families")
-    src.add_argument("--units", default="m", choices=["m", "cm", "mm", "in"], help="units of --meshes files")
-    src.add_argument("--objects", type=int, default=None,
+    src.add_argument("--units", default="m", choices=sorted(UNITS), help="units of --meshes files")
+    src.add_argument("--objects", type=positive_int, default=None,
                      help=f"number of objects (default: {DEFAULT_OBJECTS} procedural, or every mesh in --meshes)")
     data = parser.add_argument_group("clouds and grasps")
-    data.add_argument("--views", type=int, default=4, help="clouds per object (default 4)")
-    data.add_argument("--partial-fraction", type=float, default=0.75,
+    data.add_argument("--views", type=positive_int, default=4, help="clouds per object (default 4)")
+    data.add_argument("--partial-fraction", type=unit_fraction, default=0.75,
                       help="fraction of views that are single-view partial clouds (default 0.75; >= 1 complete)")
-    data.add_argument("--grasps-per-view", type=int, default=24, help="labelled grasps per cloud (default 24)")
-    data.add_argument("--points", type=int, default=2048, help="max points stored per cloud (default 2048)")
+    data.add_argument("--grasps-per-view", type=positive_int, default=24, help="labelled grasps per cloud (default 24)")
+    data.add_argument("--points", type=positive_int, default=2048, help="max points stored per cloud (default 2048)")
     data.add_argument("--k-mix", default="2:0.6,3:0.15,4:0.13,5:0.12",
                       help="fraction of grasps with each contact count K (default 2:0.6,3:0.15,4:0.13,5:0.12)")
-    data.add_argument("--max-width", type=float, default=0.085, help="parallel-jaw max opening, m (default 0.085)")
-    data.add_argument("--noise", type=float, default=0.001, help="depth noise sigma of partial views, m")
-    data.add_argument("--dropout", type=float, default=0.1, help="fraction of partial-view points dropped")
+    data.add_argument("--max-width", type=positive_float, default=0.085, help="parallel-jaw max opening, m (default 0.085)")
+    data.add_argument("--noise", type=nonneg_float, default=0.001, help="depth noise sigma of partial views, m")
+    data.add_argument("--dropout", type=unit_fraction, default=0.1, help="fraction of partial-view points dropped")
     lab = parser.add_argument_group("labels")
-    lab.add_argument("--mu", type=float, default=0.5, help="friction coefficient (default 0.5)")
-    lab.add_argument("--samples", type=int, default=24, help="perturbations per robust label (default 24)")
-    lab.add_argument("--sigma", type=float, default=0.003, help="contact position noise, m (default 0.003)")
-    lab.add_argument("--mu-sigma", type=float, default=0.1, help="friction noise (default 0.1)")
+    lab.add_argument("--mu", type=positive_float, default=0.5, help="friction coefficient (default 0.5)")
+    lab.add_argument("--samples", type=positive_int, default=24, help="perturbations per robust label (default 24)")
+    lab.add_argument("--sigma", type=nonneg_float, default=0.003, help="contact position noise, m (default 0.003)")
+    lab.add_argument("--mu-sigma", type=nonneg_float, default=0.1, help="friction noise (default 0.1)")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    run_group.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    run_group.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run_group.add_argument("--objects-per-shard", type=int, default=16, help="objects per shard file (default 16)")
+    run_group.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
+    run_group.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
+    run_group.add_argument("--objects-per-shard", type=positive_int, default=16, help="objects per shard file (default 16)")
+    run_group.add_argument("--resume", action="store_true", help="continue the run in --out (a new one if there is none)")
+    run_group.add_argument("--force", action="store_true", help="delete the dataset already in --out and start over")
     run_group.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -76,7 +82,7 @@ def plan_tasks(args) -> list[tuple[int, str, str | None]]:
     if args.meshes:
         root = Path(args.meshes)
         if not root.is_dir():
-            raise ValueError(f"--meshes {root}: not a folder")
+            raise FileNotFoundError(f"--meshes {root}: no such folder")
         files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
         if not files:
             raise ValueError(f"--meshes {root}: no mesh files ({', '.join(MESH_SUFFIXES)})")
@@ -86,10 +92,8 @@ def plan_tasks(args) -> list[tuple[int, str, str | None]]:
     families = args.families or list(FAMILIES)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
-        raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+        raise ValueError(f"--families: unknown {unknown}; choose from {', '.join(FAMILIES)}")
     count = DEFAULT_OBJECTS if args.objects is None else args.objects
-    if count < 1:
-        raise ValueError(f"--objects must be positive; got {count}")
     return [(i, families[i % len(families)], None) for i in range(count)]
 
 
@@ -124,7 +128,43 @@ def _task(job):
     return record
 
 
+def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
+    """Check ``--out`` against ``--resume``/``--force``; True when this run creates the folder.
+
+    Raises ValueError naming the folder and the flag that would let the run use it."""
+    from grasp_equi.data.shards import SHARD_PATTERN
+
+    if resume and force:
+        raise ValueError("--resume and --force contradict each other: continue the run or start over, not both")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    if not out.exists():
+        return True  # (--resume with nothing to continue starts a new run)
+    earlier = sorted(out.glob(SHARD_PATTERN.replace("{:05d}", "*").replace("{}", "*"))) + \
+        [p for p in (out / "manifest.json", out / "splits.json") if p.exists()]
+    if earlier and not (resume or force):
+        raise ValueError(f"--out {out} already holds a dataset ({len(earlier)} files); --resume continues it, "
+                         "--force deletes it and starts over, or choose a new --out")
+    if force:
+        for path in earlier + sorted(out.glob(".shard_*.partial")):
+            path.unlink()
+    return False
+
+
 def run(args) -> int:
+    """Generate the dataset into ``--out``; 0 on success. A failure in a folder this run created
+    removes the folder (an interrupted run keeps it for ``--resume``)."""
+    out = Path(args.out)
+    created = _prepare_out(out, args.resume, args.force)
+    try:
+        return _generate(args, out)
+    except Exception:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _generate(args, out: Path) -> int:
     from tqdm import tqdm
 
     from grasp_equi.data.labels import SOURCES
@@ -132,15 +172,11 @@ def run(args) -> int:
     from grasp_equi.data.shards import pack_shard, shard_meta, shard_path, write_shard
     from grasp_equi.data.worker import GenerateConfig
 
-    for name in ("views", "grasps_per_view", "points", "workers", "objects_per_shard", "samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
     cfg = GenerateConfig(seed=args.seed, views=args.views, grasps_per_view=args.grasps_per_view, points=args.points,
                          partial_fraction=args.partial_fraction, k_mix=_parse_k_mix(args.k_mix),
                          max_width=args.max_width, mu=args.mu, samples=args.samples, sigma=args.sigma,
                          mu_sigma=args.mu_sigma, noise=args.noise, dropout=args.dropout, units=args.units)
     tasks = plan_tasks(args)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "splits.json").write_text(json.dumps(make_splits([t[1] for t in tasks], args.seed), indent=2) + "\n")
     per = args.objects_per_shard
@@ -152,8 +188,8 @@ def run(args) -> int:
         if meta is None:
             pending.append(s)
         elif meta.get("config") != digest or meta.get("objects") != [t[0] for t in shard_tasks]:
-            raise ValueError(f"{out} holds shards made with other settings ({shard_path(out, s).name}); "
-                             "use a new --out or delete it")
+            raise ValueError(f"--out {out} holds shards made with other settings ({shard_path(out, s).name}); "
+                             "--force deletes them and starts over, or choose a new --out")
     jobs = [(*t, cfg) for s in pending for t in shards[s]]
     print(f"grasp-equi generate: {len(tasks)} objects in {len(shards)} shards, {len(shards) - len(pending)} done, "
           f"{len(jobs)} objects to go, {args.workers} worker(s) -> {out}", flush=True)
@@ -198,7 +234,11 @@ def run(args) -> int:
     manifest = build_manifest(out, cfg, tasks, run_seconds=wall, workers=args.workers, args=vars(args))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     totals = manifest["totals"]
+    if not totals["objects"]:
+        first = manifest["skipped"][0] if manifest["skipped"] else {"path": "?", "reason": "?"}
+        raise ValueError(f"every object was skipped ({len(manifest['skipped'])}), e.g. {first['path']}: "
+                         f"{first['reason']}" + (" (check --units)" if args.meshes else ""))
     print(f"done in {wall:.0f} s: {totals['grasps']} grasps on {totals['clouds']} clouds of {totals['objects']} "
           f"objects, {100 * totals['positive_rate']:.1f} % stable, {manifest['throughput']['grasps_per_min_per_core']:.0f} "
           f"labelled grasps/min/core, {len(manifest['skipped'])} meshes skipped -> {out / 'manifest.json'}")
-    return 0 if totals["objects"] else 1
+    return 0

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-# Units accepted by ``load_mesh_object`` / ``--units``: metres per unit.
-UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254}
-MESH_SUFFIXES = (".obj", ".stl", ".ply", ".glb", ".gltf", ".off")
+from grasp_equi.data.units import MESH_SUFFIXES, UNITS  # noqa: F401 (re-exported)
+
 MIN_RADIUS, MAX_RADIUS = 0.005, 1.0  # metres; outside this a mesh is almost surely in the wrong units
 
 

@@ -1,4 +1,4 @@
-"""``grasp-equi validate-physics``: analytic labels and model scores against MuJoCo trials.
+"""The body of ``grasp-equi validate-physics`` (arguments: ``validate_cmd``): analytic labels and model scores against MuJoCo trials.
 
 For objects of held-out families (or the user's meshes) it samples parallel-jaw grasps the
 way the dataset does, labels them with robust force closure, scores them with the model,
@@ -16,66 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_equi.data.objects import DEFAULT_SPLITS, FAMILIES, MESH_SUFFIXES, UNITS, load_mesh_object, make_object
+from grasp_equi.data.objects import DEFAULT_SPLITS, FAMILIES, MESH_SUFFIXES, load_mesh_object, make_object
 
 from .agreement import STABLE_THRESHOLD, agreement, plot_reliability, reliability
 from .scene import JawSpec
 
 FALLBACK_DENSITY = 500.0  # kg/m^3 for meshes without a mass
-
-
-def add_arguments(parser) -> None:
-    src = parser.add_mutually_exclusive_group()
-    src.add_argument("--families", nargs="+", metavar="FAMILY",
-                     help="object families (default: the held-out test families of --splits)")
-    src.add_argument("--meshes", type=Path, metavar="DIR", help="a directory of mesh files instead of families")
-    parser.add_argument("--units", default="m", choices=sorted(UNITS), help="units of --meshes files")
-    parser.add_argument("--splits", type=Path,
-                        help="splits.json (or a dataset directory holding one) naming the held-out families "
-                             "(default: the built-in split)")
-    parser.add_argument("--objects", type=int, default=16, help="objects per family (or meshes, at most)")
-    parser.add_argument("--grasps-per-object", type=int, default=6)
-    parser.add_argument("--sampler", choices=("dataset", "antipodal"), default="dataset",
-                        help="dataset: the training data's K=2 mix (antipodal, perturbed, random pairs); "
-                             "antipodal: only jaw-reachable pairs, 40%% of them tilted up to twice the friction cone")
-    parser.add_argument("--weights", type=Path, help="model checkpoint (default: the shipped weights, if present)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--cloud-points", type=int, default=2048, help="points of the complete cloud the model sees")
-    parser.add_argument("--json", type=Path, help="write the report here")
-    parser.add_argument("--plot", type=Path, default=Path("docs/physics_reliability.png"),
-                        help="outcome rate vs predicted probability (PNG)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel simulation processes")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--grip-force", type=float, default=JawSpec.grip_force, help="newtons per finger")
-    parser.add_argument("--sim-mu", type=float, default=JawSpec.mu, help="friction in the simulation")
-    parser.add_argument("--sim-noslip", type=int, default=JawSpec.noslip_iterations,
-                        help="MuJoCo noslip iterations (0 = its soft friction, which creeps inside the cone)")
-    parser.add_argument("--pads", choices=("fingertips", "flat"), default="fingertips",
-                        help="fingertips: 5 mm rubber tips touch at the sampled points (the labels' soft-finger "
-                             "contacts); flat: the box fingers are the jaws and settle where the geometry lets them")
-    parser.add_argument("--label-mu", type=float, default=0.5)
-    parser.add_argument("--label-sigma", type=float, default=0.003, help="contact perturbation (m)")
-    parser.add_argument("--label-mu-sigma", type=float, default=0.1)
-    parser.add_argument("--label-samples", type=int, default=24)
-    parser.add_argument("--label-threshold", type=float, default=STABLE_THRESHOLD,
-                        help="P(force closure) at or above which a label counts as stable")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="grid-search label parameters against the outcomes (TRAINING families only)")
-
-
-def _check(args) -> None:
-    for name in ("objects", "grasps_per_object", "workers", "cloud_points", "label_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
-    for name in ("grip_force", "sim_mu", "label_mu"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive; got {getattr(args, name)}")
-    if not 0.0 < args.label_threshold <= 1.0:
-        raise ValueError(f"--label-threshold must lie in (0, 1]; got {args.label_threshold}")
-    if args.families:
-        unknown = [f for f in args.families if f not in FAMILIES]
-        if unknown:
-            raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
 
 
 def _test_families(splits: Path | None) -> list[str]:
@@ -159,7 +105,6 @@ def run(args) -> int:
 
     from .runner import ObjectJob, run_jobs
 
-    _check(args)
     spec = JawSpec(grip_force=args.grip_force, mu=args.sim_mu, noslip_iterations=args.sim_noslip,
                    pad_radius=JawSpec.pad_radius if args.pads == "fingertips" else 0.0)
     scorer, skip_reason = _scorer(args)
@@ -198,6 +143,7 @@ def run(args) -> int:
                                            samples=args.label_samples)
     _print(report)
     if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
         _plot(rows, report, args.plot)
         print(f"plot: {args.plot}")
     if args.json:

@@ -29,32 +29,11 @@ from grasp_equi.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from grasp_equi.model import ModelConfig
 from grasp_equi.training import metrics
 from grasp_equi.training.dataset import CloudRecord, class_weights, describe, make_batch, random_rotations
+from grasp_equi.training.settings import TrainSettings  # noqa: F401  (re-exported)
 from grasp_equi.training.state import load_training_state, save_training_state
 
 CSV_FIELDS = ["step", "epoch", "elapsed_s", "lr", "train_loss", "train_auc", "val_loss", "val_auc",
               "val_brier", "best_val_auc"]
-
-
-@dataclass
-class TrainSettings:
-    """Optimisation hyper-parameters (saved in every checkpoint's info)."""
-
-    # Defaults = the shipped model's run (model card), so `make train` reproduces it.
-    steps: int = 3000  # optimiser steps (upper bound; early stopping / max_minutes may end sooner)
-    lr: float = 3e-3
-    min_lr_fraction: float = 0.05  # cosine decays to lr * this
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    batch_clouds: int = 16  # clouds per step (each encoded once)
-    grasps_per_cloud: int = 64  # grasps drawn per cloud per step
-    eval_every: int = 100  # steps between validations
-    patience: int = 8  # validations without improvement before stopping
-    max_minutes: float | None = None  # wall-clock budget; the cosine schedule follows it
-    augment_rotations: bool = False  # random rotation per cloud (for the non-equivariant baseline)
-    val_max_clouds: int = 150
-    val_grasps_per_cloud: int = 128
-    grad_clip: float = 5.0
-    seed: int = 0
 
 
 @dataclass
