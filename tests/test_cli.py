@@ -74,7 +74,7 @@ USAGE_ERRORS = [
     (["score", "--cloud", "c.npy"], "--grasps"), (["score", "--cloud", "c", "--grasps", "g", "--bogus"], "--bogus"),
     (["propose", "--cloud", "c.npy", "--top", "0"], "--top"),
     (["propose", "--cloud", "c.npy", "--device", "banana"], "--device"),
-    (["propose", "--cloud", "c.npy", "--max-width", "-1"], "--max-width"), (["propose", "--bogus"], "--bogus"),
+    (["propose", "--cloud", "c.npy", "--max-width", "-1"], "--max-width"), (["propose", "--cloud", "c", "--bogus"], "--bogus"),
     (["score", "--cloud", "c.npy", "--grasps", "g.npy", "--poses", "p.npy"], "--poses"),
     (["generate", "--objects", "0"], "--objects"), (["generate", "--views", "x"], "--views"),
     (["generate", "--units", "furlong"], "--units"), (["generate", "--partial-fraction", "2"], "--partial-fraction"),
