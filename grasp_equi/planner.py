@@ -102,16 +102,17 @@ class GraspPlanner:
         self.body = body or GripperBody()
         self.config = config or PlannerConfig()
 
-    def propose(self, points, normals=None, top_k: int | None = None) -> Proposals:
+    def propose(self, points, normals=None, top_k: int | None = None, encoded=None) -> Proposals:
         """Top ``top_k`` (default ``config.top_k``) proposals on ``points`` ``(N, 3)``; ``normals``
-        ``(N, 3)`` outward, estimated when None. ``ValueError`` on a bad cloud."""
+        ``(N, 3)`` outward, estimated when None. ``encoded``: the scorer's ``encode`` of this cloud
+        (or of a subset of it) when the caller has it already. ``ValueError`` on a bad cloud."""
         cfg, timings = self.config, {}
         top_k = cfg.top_k if top_k is None else int(top_k)
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1; got {top_k}")
         pts, nrm = check_cloud(points, normals)
         start = time.perf_counter()
-        encoded = self.scorer.encode(pts, nrm)
+        encoded = self.scorer.encode(pts, nrm) if encoded is None else encoded
         timings["encode"] = _ms(start)
         start = time.perf_counter()
         pool = np.random.default_rng(cfg.seed).permutation(len(pts))[:cfg.pool_size]  # [P] by index only

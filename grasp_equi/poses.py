@@ -61,6 +61,15 @@ class GripperBody:
         ])
 
 
+def body_boxes(position: np.ndarray, rotation: np.ndarray, width: float, body: GripperBody):
+    """The gripper body at one pose, pads ``width`` apart (e.g. closed on its contacts), as three
+    oriented boxes (left pad, right pad, palm): ``(centres (3, 3), sizes (3, 3))``; each box's
+    axes are the gripper's (``rotation``'s columns), centres in the cloud's frame (metres)."""
+    boxes = body.boxes(min(max(float(width), 0.0), body.jaw.max_width))  # [3, 2, 3]
+    centres = (boxes[:, 0] + boxes[:, 1]) / 2 @ np.asarray(rotation).T + np.asarray(position)  # [3, 3]
+    return centres, boxes[:, 1] - boxes[:, 0]
+
+
 def as_frames(poses) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``(G, 3)`` and rotations ``(G, 3, 3)`` from ``(G, 7)`` or ``(G, 4, 4)`` poses.
 

@@ -24,6 +24,7 @@ from visualization_msgs.msg import Marker  # noqa: E402
 from grasp_equi import GraspScorer  # noqa: E402
 from grasp_equi.checkpoint import save_checkpoint  # noqa: E402
 from grasp_equi.gripper import JawGeometry, close_jaws  # noqa: E402
+from grasp_equi.poses import COLLISION, NO_CONTACT, SCORED, GripperBody, as_frames, in_collision  # noqa: E402
 from grasp_equi.ros import codec  # noqa: E402
 from grasp_equi.ros.client import ScoreClient, now_stamp  # noqa: E402
 from grasp_equi.scorer import SHIPPED_WEIGHTS  # noqa: E402
@@ -47,7 +48,8 @@ def api(checkpoint):
 def node_log(checkpoint, tmp_path_factory):
     log = tmp_path_factory.mktemp("node") / "node.log"
     proc = start(node_command("-p", f"model_path:={checkpoint}", "-p", "device:=cpu", "-p", "sync_timeout:=0.5",
-                              "-p", "log_throttle:=0.0", "-p", "diagnostics_period:=0.2"), log)
+                              "-p", "log_throttle:=0.0", "-p", "diagnostics_period:=0.2",
+                              "-p", "propose.top_k:=5", "-p", "propose.num_seeds:=64", "-p", "markers.top_n:=3"), log)
     yield proc, log
     assert stop(proc) == 0, log.read_text()
 
@@ -201,17 +203,58 @@ def test_grasp_poses_close_jaws_and_match_api(client, api):
     pts = rng.uniform(-1, 1, size=(4000, 3)) * half  # box surface (see test_gripper.py)
     face = rng.integers(0, 3, size=4000)
     pts[np.arange(4000), face] = rng.choice([-1.0, 1.0], size=4000) * half[face]
-    positions = np.array([[0.0, 0.0, 0.012], [0.5, 0.5, 0.5], [0.004, 0.0, 0.0]])  # middle one misses
-    quats = np.array([[0.0, 0.0, 0.0, 1.0]] * 3)
+    # 0: from below, palm clear of the box; 1: misses; 2: palm clear; 3: from inside, palm in the box
+    positions = np.array([[0.0, 0.0, -0.012], [0.5, 0.5, 0.5], [0.004, 0.0, 0.0], [0.0, 0.0, 0.012]])
+    quats = np.array([[0.0, 0.0, 0.0, 1.0]] * 4)
+    before = counts(client, poses_in_collision=0)
     key = client.request_poses(pts, positions, quats, frame="box")
     result = client.wait_result(key, TIMEOUT)
     assert result is not None and result.msg.header.frame_id == "box"
-    ids, scores = result.per_grasp()
-    assert ids.tolist() == [0, 2]
+    ids, scores, reasons = result.per_pose()
+    assert ids.tolist() == [0, 1, 2, 3]  # every input index comes back ...
+    assert reasons.tolist() == [SCORED, NO_CONTACT, SCORED, COLLISION]  # ... with why it was left out
+    assert np.isnan(scores[[1, 3]]).all()
     contacts, valid = close_jaws(as_f32(pts), positions, quats, JawGeometry())
-    assert valid.tolist() == [True, False, True]
-    np.testing.assert_allclose(result.points, as_f32(contacts[[0, 2]].reshape(-1, 3)), atol=1e-6)
-    np.testing.assert_allclose(scores, api.score(as_f32(pts), contacts[[0, 2]]), atol=1e-6)
+    assert valid.tolist() == [True, False, True, True]
+    scored_rows = np.isin(result.grasp_id, [0, 2])
+    np.testing.assert_allclose(result.points[scored_rows], as_f32(contacts[[0, 2]].reshape(-1, 3)), atol=1e-6)
+    np.testing.assert_allclose(scores[[0, 2]], api.score(as_f32(pts), contacts[[0, 2]]), atol=1e-6)
+    np.testing.assert_allclose(result.width[scored_rows], 0.06, atol=1e-3)  # closing along y: the 6 cm side
+    ranked = client.wait_ranked(key, TIMEOUT)  # the scored poses, best first, header copied
+    assert ranked is not None and ranked.header.frame_id == "box" and len(ranked.poses) == 2
+    best = int(np.argmax(scores[[0, 2]])) * 2
+    assert abs(ranked.poses[0].position.x - positions[best, 0]) < 1e-9
+    after = counts(client, poses_in_collision=before["poses_in_collision"] + 1)
+    assert after["poses_without_contact"] >= before["poses_without_contact"] + 1
+
+
+def test_propose_cloud_publishes_ranked_poses(client):
+    rng = np.random.default_rng(11)
+    half = np.array([0.02, 0.045, 0.06])  # 4 x 9 x 12 cm box: only the 4 cm side fits the jaws
+    pts = rng.uniform(-1, 1, size=(3000, 3)) * half
+    face = rng.integers(0, 3, size=3000)
+    pts[np.arange(3000), face] = rng.choice([-1.0, 1.0], size=3000) * half[face]
+    pts += [0.3, -0.2, 0.8]  # away from the origin: poses are in the cloud's frame
+    key = client.request_proposals(pts, frame="camera")
+    ranked = client.wait_ranked(key, 3 * TIMEOUT)
+    assert ranked is not None, "no ranked_poses answer"
+    assert ranked.header.frame_id == "camera" and 1 <= len(ranked.poses) <= 5
+    result = client.wait_result(key, TIMEOUT)
+    assert result is not None and result.msg.header.frame_id == "camera"
+    ids, scores, reasons = result.per_pose()
+    assert ids.tolist() == list(range(len(ranked.poses))) and (reasons == 0).all()
+    assert np.all(np.diff(scores) <= 0)  # best first
+    np.testing.assert_allclose(result.width, 0.04, atol=2e-3)
+    poses = np.array([[p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
+                       p.orientation.z, p.orientation.w] for p in ranked.poses])
+    positions, rotations = as_frames(poses)
+    assert not in_collision(as_f32(pts), positions, rotations, GripperBody()).any()
+    np.testing.assert_allclose(np.abs(rotations[:, 0, 1]), 1.0, atol=0.05)  # closing along the box's x
+    markers = client.markers.get(key)
+    assert markers is not None
+    grippers = [m for m in markers.markers if m.ns == "grasp_equi/grippers"]
+    assert len(grippers) == 3 * min(len(ranked.poses), 3) and all(m.type == Marker.CUBE for m in grippers)
+    assert counts(client, proposals=len(ranked.poses))["proposals"] >= len(ranked.poses)
 
 
 def _malformed_contacts(rng, points):

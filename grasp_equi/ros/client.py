@@ -40,11 +40,19 @@ class ScoredResult:
     points: np.ndarray  # [C, 3]
     grasp_id: np.ndarray  # [C]
     score: np.ndarray  # [C]
+    width: np.ndarray | None = None  # [C] jaw opening (pose requests and proposals)
+    reason: np.ndarray | None = None  # [C] 0 = scored, else why the pose was left out (grasp_equi.poses.REASONS)
 
     def per_grasp(self) -> tuple[np.ndarray, np.ndarray]:
         """Sorted grasp ids ``(G,)`` and their scores ``(G,)``."""
         ids, first = np.unique(self.grasp_id, return_index=True)
         return ids, self.score[first]
+
+    def per_pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pose indices ``(P,)`` with their scores (NaN = left out) and reason codes ``(P,)``."""
+        ids, first = np.unique(self.grasp_id, return_index=True)
+        reason = np.zeros(len(ids), np.uint8) if self.reason is None else self.reason[first]
+        return ids, self.score[first], reason
 
 
 def now_stamp() -> Time:
@@ -54,9 +62,11 @@ def now_stamp() -> Time:
 
 def decode_scored(msg: PointCloud2, received: float) -> ScoredResult:
     fields = codec.read_fields(msg, {**{n: codec.FLOAT_TYPES for n in codec.XYZ}, "grasp_id": codec.INT_TYPES,
-                                     "score": codec.FLOAT_TYPES}, {}, max_points=10**8)
+                                     "score": codec.FLOAT_TYPES},
+                               {"width": codec.FLOAT_TYPES, "reason": codec.INT_TYPES}, max_points=10**8)
     points = np.stack([fields[n].astype(np.float64) for n in codec.XYZ], axis=1)
-    return ScoredResult(msg, received, points, fields["grasp_id"].astype(np.int64), fields["score"])
+    return ScoredResult(msg, received, points, fields["grasp_id"].astype(np.int64), fields["score"],
+                        fields.get("width"), fields.get("reason"))
 
 
 class ScoreClient:
@@ -67,12 +77,15 @@ class ScoreClient:
         self.pub_cloud = node.create_publisher(PointCloud2, "cloud", qos)
         self.pub_contacts = node.create_publisher(PointCloud2, "contacts", qos)
         self.pub_poses = node.create_publisher(PoseArray, "grasp_poses", qos)
+        self.pub_propose = node.create_publisher(PointCloud2, "propose_cloud", qos)
+        self.ranked: dict[tuple[int, int], PoseArray] = {}
         self.results: dict[tuple[int, int], ScoredResult] = {}
         self.arrivals: dict[tuple[int, int], float] = {}  # time.time() of every scored_grasps message
         self.markers: dict[tuple[int, int], MarkerArray] = {}
         self.diagnostics: dict[str, str] = {}
         node.create_subscription(PointCloud2, "scored_grasps", self._on_scored, RELIABLE)
         node.create_subscription(MarkerArray, "markers", self._on_markers, RELIABLE)
+        node.create_subscription(PoseArray, "ranked_poses", self._on_ranked, RELIABLE)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
 
     def _on_scored(self, msg: PointCloud2) -> None:
@@ -83,6 +96,9 @@ class ScoreClient:
             self.results[key] = decode_scored(msg, received)
         except ValueError as err:  # e.g. an echo node's output has no score field
             self.node.get_logger().debug(f"undecodable scored_grasps message: {err}")
+
+    def _on_ranked(self, msg: PoseArray) -> None:
+        self.ranked[stamp_key(msg.header)] = msg
 
     def _on_markers(self, msg: MarkerArray) -> None:
         if msg.markers:
@@ -114,6 +130,11 @@ class ScoreClient:
         self.spin_until(lambda: key in self.results, timeout)
         return self.results.get(key)
 
+    def wait_ranked(self, key: tuple[int, int], timeout: float) -> PoseArray | None:
+        """The ``ranked_poses`` message with the request's stamp (None after ``timeout``)."""
+        self.spin_until(lambda: key in self.ranked, timeout)
+        return self.ranked.get(key)
+
     def wait_diagnostics(self, condition, timeout: float) -> dict[str, str]:
         """Latest diagnostics values once ``condition(values)`` holds (or after ``timeout``)."""
         self.spin_until(lambda: bool(self.diagnostics) and condition(self.diagnostics), timeout)
@@ -136,6 +157,13 @@ class ScoreClient:
         if points is not None:
             self.pub_cloud.publish(codec.cloud_message(header, points, normals))
         self.pub_contacts.publish(codec.contacts_message(header, contacts))
+        return stamp_key(header)
+
+    def request_proposals(self, points: np.ndarray, normals: np.ndarray | None = None, frame: str = "object",
+                          stamp: Time | None = None) -> tuple[int, int]:
+        """Publish a cloud on ``propose_cloud``; the answer comes on ``ranked_poses`` and ``scored_grasps``."""
+        header = self.header(frame, stamp)
+        self.pub_propose.publish(codec.cloud_message(header, points, normals))
         return stamp_key(header)
 
     def request_poses(self, points: np.ndarray | None, positions: np.ndarray, quats_xyzw: np.ndarray,

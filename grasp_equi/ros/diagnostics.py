@@ -10,7 +10,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 STATUS_NAME = "grasp_stability: scorer"
-COUNTERS = ("clouds", "requests", "scored", "dropped", "invalid", "unmatched", "poses_without_contact")
+COUNTERS = ("clouds", "requests", "scored", "dropped", "invalid", "unmatched", "poses_without_contact",
+            "poses_in_collision", "proposals")
 
 
 class Stats:

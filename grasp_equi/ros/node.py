@@ -25,9 +25,13 @@ from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from grasp_equi.checkpoint import CheckpointError
-from grasp_equi.gripper import close_jaws, quaternion_to_matrix
+from grasp_equi.gripper import quaternion_to_matrix
+from grasp_equi.planner import GraspPlanner
+from grasp_equi.poses import COLLISION, NO_CONTACT, SCORED, close_and_check
 from grasp_equi.ros import codec
+from grasp_equi.ros.answers import pose_array, pose_columns, ranked_columns, ranked_pose_array
 from grasp_equi.ros.diagnostics import Stats, Throttle, diagnostic_array
+from grasp_equi.ros.gripper_markers import gripper_markers
 from grasp_equi.ros.markers import grasp_markers
 from grasp_equi.ros.model import load_scorer, warm_up
 from grasp_equi.ros.params import Settings, declare_all, read_settings
@@ -64,6 +68,7 @@ class GraspNode(Node):
 
         self.pub_scored = self.create_publisher(PointCloud2, "scored_grasps", OUTPUT_QOS)
         self.pub_markers = self.create_publisher(MarkerArray, "markers", OUTPUT_QOS)
+        self.pub_ranked = self.create_publisher(PoseArray, "ranked_poses", OUTPUT_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
         self.worker = Worker(self.jobs, self._score, on_start=self._apply_cpu_threads)
         self.worker.start()
@@ -73,6 +78,7 @@ class GraspNode(Node):
         self.create_subscription(PointCloud2, "cloud", self._on_cloud, CLOUD_QOS)
         self.create_subscription(PointCloud2, "contacts", self._on_contacts, REQUEST_QOS)
         self.create_subscription(PoseArray, "grasp_poses", self._on_poses, REQUEST_QOS)
+        self.create_subscription(PointCloud2, "propose_cloud", self._on_propose, CLOUD_QOS)
         self.get_logger().info(
             f"ready: model {self.model_label} ({'trained' if self.trained else 'UNTRAINED'}) on "
             f"{self.scorer.device}, sync={self.settings.sync}, queue_size={self.settings.queue_size}")
@@ -158,6 +164,21 @@ class GraspNode(Node):
         request.stage_ms["decode"] = (time.monotonic() - received) * 1e3
         self._dispatch(request)
 
+    def _on_propose(self, msg: PointCloud2) -> None:
+        """A cloud alone: propose ranked gripper poses on it (no matching: the cloud is the request)."""
+        received = time.monotonic()
+        self.stats.count("requests")
+        try:
+            self._check_frame(msg.header)
+            decoded = codec.decode_cloud(msg, self.settings.max_points)
+            check_cloud(decoded.points, decoded.normals)
+        except ValueError as err:
+            self._reject("propose_cloud", str(err), msg.header)
+            return
+        request = Request("propose", msg.header, received)
+        request.stage_ms["decode"] = (time.monotonic() - received) * 1e3
+        self._enqueue(request, CloudEntry(msg.header, decoded.points, decoded.normals))
+
     def _dispatch(self, request: Request) -> None:
         try:
             cloud = self.store.match(request, self.settings.sync)
@@ -207,18 +228,15 @@ class GraspNode(Node):
         try:
             self.scorer.timings = {}
             encoded = self._encoded(cloud, settings)
-            if request.kind == "poses":
-                grasps, ids, columns, contact_grasp = self._close_jaws(request, cloud, settings)
-            else:
-                grasps, ids, columns, contact_grasp = (request.grasps, request.grasp_ids, request.columns,
-                                                       request.contact_grasp)
-            scores = self.scorer.score_encoded(encoded, grasps) if grasps else np.zeros(0, np.float32)  # [G]
+            answer = {"propose": self._answer_propose, "poses": self._answer_poses,
+                      "contacts": self._answer_contacts}[request.kind]
             start = time.monotonic()
-            out = codec.encode_cloud(request.header, {**columns, "score": scores[contact_grasp].astype(np.float32)})
-            markers = grasp_markers(request.header, grasps, scores, ids, settings.marker_size)
+            scored, markers, ranked = answer(request, cloud, encoded, settings)
             stages = {**request.stage_ms, **self.scorer.timings, "encode": (time.monotonic() - start) * 1e3}
-            self.pub_scored.publish(out)
+            self.pub_scored.publish(scored)
             self.pub_markers.publish(markers)
+            if ranked is not None:
+                self.pub_ranked.publish(ranked)
             self.stats.scored((time.monotonic() - request.received) * 1e3, stages)
         except ValueError as err:
             self._reject(request.kind, str(err), request.header)
@@ -238,15 +256,48 @@ class GraspNode(Node):
             cloud.encoded_for = settings.sample_points
         return cloud.encoded
 
-    def _close_jaws(self, request: Request, cloud: CloudEntry, settings: Settings):
-        contacts, valid = close_jaws(cloud.points, request.positions, request.quats, settings.jaw)  # [P, 2, 3]
-        ids = np.flatnonzero(valid)  # [G] pose indices
-        if len(ids) < len(valid):
-            self.stats.count("poses_without_contact", int(len(valid) - len(ids)))
-        grasps = [contacts[i] for i in ids]
-        flat = contacts[ids].reshape(-1, 3)  # [2G, 3]
-        columns = {**codec.xyz_columns(flat), "grasp_id": np.repeat(ids, 2).astype(np.uint32)}
-        return grasps, ids, columns, np.repeat(np.arange(len(ids)), 2)
+    def _answer_contacts(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
+        """``scored_grasps`` (the input's fields + score) and markers for a contacts request."""
+        grasps = request.grasps
+        scores = self.scorer.score_encoded(encoded, grasps) if grasps else np.zeros(0, np.float32)  # [G]
+        out = codec.encode_cloud(request.header, {**request.columns,
+                                                  "score": scores[request.contact_grasp].astype(np.float32)})
+        return out, grasp_markers(request.header, grasps, scores, request.grasp_ids, settings.marker_size), None
+
+    def _answer_poses(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
+        """Close the jaws of every pose, score the ones that hold something, keep every index."""
+        rotations = quaternion_to_matrix(request.quats)  # [P, 3, 3]
+        contacts, widths, reasons = close_and_check(cloud.points, request.positions, rotations, settings.body,
+                                                    settings.check_collisions)  # [P, 2, 3], [P], [P]
+        self.stats.count("poses_without_contact", int((reasons == NO_CONTACT).sum()))
+        self.stats.count("poses_in_collision", int((reasons == COLLISION).sum()))
+        ids = np.flatnonzero(reasons == SCORED)  # [G] pose indices
+        scores = np.full(len(reasons), np.nan, dtype=np.float32)  # [P]
+        if len(ids):
+            scores[ids] = self.scorer.score_encoded(encoded, contacts[ids])
+        header = request.header
+        out = codec.encode_cloud(header, pose_columns(request.positions, contacts, widths, reasons, scores),
+                                 is_dense=bool(len(ids) == len(reasons)))
+        markers = grasp_markers(header, [contacts[i] for i in ids], scores[ids], ids, settings.marker_size)
+        markers.markers += gripper_markers(header, request.positions[ids], rotations[ids], widths[ids], scores[ids],
+                                           settings.body, settings.markers_top_n)
+        return out, markers, ranked_pose_array(header, request.positions, rotations, scores)
+
+    def _answer_propose(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
+        """Ranked proposals on the cloud: ``ranked_poses`` best first, their contacts in ``scored_grasps``."""
+        planner = GraspPlanner(self.scorer, settings.body, settings.planner)
+        ranked = planner.propose(cloud.points, cloud.normals, encoded=encoded)
+        self.stats.count("proposals", len(ranked))
+        for step, ms in ranked.timings.items():
+            self.scorer.timings[f"propose_{step}"] = ms
+        header = request.header
+        out = codec.encode_cloud(header, ranked_columns(ranked.contacts, ranked.widths, ranked.scores))
+        rotations = quaternion_to_matrix(ranked.poses[:, 3:]) if len(ranked) else np.zeros((0, 3, 3))
+        markers = grasp_markers(header, list(ranked.contacts), ranked.scores, np.arange(len(ranked)),
+                                settings.marker_size)
+        markers.markers += gripper_markers(header, ranked.poses[:, :3], rotations, ranked.widths, ranked.scores,
+                                           settings.body, settings.markers_top_n)
+        return out, markers, pose_array(header, ranked.poses)
 
     def stop(self) -> None:
         self.worker.stop()

@@ -18,6 +18,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from grasp_equi.gripper import JawGeometry
+from grasp_equi.planner import PlannerConfig
+from grasp_equi.poses import GripperBody
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 SYNC_CHOICES = ("exact", "latest")
@@ -60,6 +62,19 @@ SPECS: tuple[Spec, ...] = (
          value_range=(0.001, 0.5)),
     Spec("gripper.contact_tolerance", 0.002, "grasp_poses: points this close to the first touch form the "
          "contact patch, metres", value_range=(0.0001, 0.05)),
+    Spec("gripper.finger_thickness", 0.008, "pad thickness outside the opening (collision checks, markers), "
+         "metres", value_range=(0.0001, 0.5)),
+    Spec("gripper.palm_depth", 0.02, "palm thickness behind the pads (collision checks, markers), metres",
+         value_range=(0.0001, 0.5)),
+    Spec("gripper.check_collisions", True, "grasp_poses: leave out (reason 'collision') poses whose open pads "
+         "or palm hold cloud points"),
+    Spec("propose.top_k", 10, "propose_cloud: ranked poses published on ranked_poses", value_range=(1, 1000)),
+    Spec("propose.num_seeds", 256, "propose_cloud: seed points for antipodal pairs", value_range=(1, 1024)),
+    Spec("propose.approach_angles", 8, "propose_cloud: approach directions tried about each closing line",
+         value_range=(1, 16)),
+    Spec("propose.seed", 0, "propose_cloud: sampling seed (same cloud and seed, same proposals)",
+         value_range=(0, 2**31 - 1)),
+    Spec("markers.top_n", 5, "grippers drawn in markers (the best N; 0 = none)", value_range=(0, 100)),
     Spec("marker_size", 0.008, "diameter of the contact spheres in RViz, metres", value_range=(0.0001, 1.0)),
     Spec("diagnostics_period", 1.0, "seconds between /diagnostics messages", read_only=True,
          value_range=(0.1, 60.0)),
@@ -83,6 +98,10 @@ class Settings:
     queue_size: int = 2
     cloud_buffer: int = 10
     jaw: JawGeometry = field(default_factory=JawGeometry)
+    body: GripperBody = field(default_factory=GripperBody)
+    check_collisions: bool = True
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    markers_top_n: int = 5
     marker_size: float = 0.008
     diagnostics_period: float = 1.0
     log_throttle: float = 5.0
@@ -138,5 +157,9 @@ def read_settings(node: Node) -> Settings:
     value = {s.name: node.get_parameter(s.name).value for s in SPECS}
     jaw = JawGeometry(value["gripper.max_width"], value["gripper.finger_depth"], value["gripper.finger_width"],
                       value["gripper.contact_tolerance"])
+    body = GripperBody(jaw, value["gripper.finger_thickness"], value["gripper.palm_depth"])
+    planner = PlannerConfig(num_seeds=value["propose.num_seeds"], approach_angles=value["propose.approach_angles"],
+                            top_k=value["propose.top_k"], seed=value["propose.seed"])
     plain = {f.name: value[f.name] for f in fields(Settings) if f.name in value}
-    return Settings(jaw=jaw, **plain)
+    return Settings(jaw=jaw, body=body, check_collisions=value["gripper.check_collisions"], planner=planner,
+                    markers_top_n=value["markers.top_n"], **plain)

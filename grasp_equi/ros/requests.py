@@ -51,7 +51,7 @@ class CloudEntry(_Stamped):
 class Request(_Stamped):
     """A scoring request (from ``contacts`` or ``grasp_poses``) waiting for or holding its cloud."""
 
-    kind: str  # "contacts" | "poses"
+    kind: str  # "contacts" | "poses" | "propose" (a propose_cloud message: the cloud is the request)
     header: object
     received: float  # time.monotonic() at the callback
     grasp_ids: np.ndarray | None = None  # [G] contacts: sorted unique ids
