@@ -2,7 +2,7 @@
 
 Everything here is plain torch so it runs on the GPU, and every function commutes with
 rigid motions of its input (the sampling picks the same points, normals rotate with the
-cloud); see DESIGN.md, "Invariance, end to end".
+cloud); see docs/design.md, "Invariance, end to end".
 """
 
 from __future__ import annotations

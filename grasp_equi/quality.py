@@ -1,6 +1,6 @@
 """Analytic grasp quality: friction-cone wrench spaces, Ferrari-Canny epsilon, robust force closure.
 
-Conventions (DESIGN.md, "Grasp stability labels"):
+Conventions (docs/design.md, "Grasp stability labels"):
 - contacts ``(K, 3)`` on the object surface and their OUTWARD unit normals ``(K, 3)``;
 - each contact pushes into the object (along ``-n``) within a Coulomb cone of friction ``mu``
   approximated by ``NUM_EDGES`` = 8 edge forces of unit normal component;

@@ -16,7 +16,7 @@ the labels model. The finger boxes then only carry the pads: they count for plac
 gripper (no overlap with the object) but do not collide while closing, because the grasp
 samplers guarantee a free line between the contacts, not a free finger-sized slab; with
 ``pad_radius=0`` ("flat") the boxes themselves are the jaws, and settle where the geometry
-lets them (DESIGN.md: flat jaws drift from the sampled points).
+lets them (docs/design.md: flat jaws drift from the sampled points).
 The fingers close independently (so each finds its side while the object is held in place),
 then an equality constraint gears them together like a real parallel gripper's linkage, so
 an object with a weight component along the closing axis cannot slide the pair sideways.

@@ -6,6 +6,9 @@ This codec builds a numpy structured dtype from the message's ``fields``, honour
 ``point_step``, ``row_step``, ``is_bigendian`` and ``height x width``, and raises
 ``ValueError`` (with the reason) for anything inconsistent *before* allocating.
 Decoded arrays are float64 copies; the message buffer is only ever viewed, never copied whole.
+
+Decoding is duck-typed (any object with PointCloud2's attributes, e.g. a message read from a
+bag by the ``rosbags`` library) and needs no ROS install; only encoding imports sensor_msgs.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sensor_msgs.msg import PointCloud2, PointField
+
+
+class PointField:
+    """sensor_msgs/PointField datatype codes (fixed by the message definition)."""
+
+    INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
+
 
 # PointField.datatype -> numpy scalar type (byte order applied per message).
 DATATYPES: dict[int, np.dtype] = {
@@ -188,6 +197,9 @@ def encode_cloud(header, columns: dict[str, np.ndarray], is_dense: bool = True) 
 
     Column dtypes must be one of the PointField types (float32/64, (u)int8/16/32).
     """
+    from sensor_msgs.msg import PointCloud2
+    from sensor_msgs.msg import PointField as PointFieldMsg
+
     lengths = {len(c) for c in columns.values()}
     if len(lengths) > 1:
         raise ValueError(f"columns have different lengths {sorted(lengths)}")
@@ -198,7 +210,7 @@ def encode_cloud(header, columns: dict[str, np.ndarray], is_dense: bool = True) 
         dt = np.dtype(col.dtype).newbyteorder("<")
         if dt not in to_datatype:
             raise ValueError(f"column {name!r} has dtype {col.dtype}, which PointCloud2 cannot carry")
-        fields.append(PointField(name=name, offset=offset, datatype=to_datatype[dt], count=1))
+        fields.append(PointFieldMsg(name=name, offset=offset, datatype=to_datatype[dt], count=1))
         formats.append(dt)
         offsets.append(offset)
         offset += dt.itemsize

@@ -1,4 +1,4 @@
-"""``grasp_node``: the ``grasp_stability`` ROS 2 node (topics and rules in DESIGN.md / README).
+"""``grasp_node``: the ``grasp_stability`` ROS 2 node (topics and rules in docs/ros.md and docs/design.md).
 
 Callbacks (executor thread) decode and validate messages, match requests to clouds and
 enqueue jobs; one worker thread runs the network and publishes. Any message that cannot be
