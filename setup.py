@@ -6,6 +6,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 PACKAGE = "grasp_equi"
+GUI = "grasp_equi_gui"  # the desktop app's import package (project-specific: no bare `gui`)
 HERE = Path(__file__).parent
 
 
@@ -28,7 +29,7 @@ def core_requirements() -> list[str]:
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", "gui", "gui.*"]),
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", GUI, f"{GUI}.*"]),
     package_data={PACKAGE: ["weights/*.safetensors", "weights/*.md", "weights/*.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -47,10 +48,10 @@ setup(
     entry_points={
         "console_scripts": [
             "grasp-equi = grasp_equi.cli:main",
-            "grasp-equi-gui = gui.app:main",
+            "grasp-equi-gui = grasp_equi_gui.app:main",
             "grasp_node = grasp_equi.ros.node:main",
             "demo_source = grasp_equi.ros.demo_source:main",
-            "grasp_gui = gui.app:main",
+            "grasp_gui = grasp_equi_gui.app:main",
         ],
     },
 )

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from grasp_equi.fileio import save_tensors
 from grasp_equi.model import FORMAT_VERSION, ModelConfig
 
 META_FORMAT = "grasp_equi_format"
@@ -35,7 +36,7 @@ def save_checkpoint(path, model: torch.nn.Module, config: ModelConfig, info: dic
     metadata = {META_FORMAT: str(FORMAT_VERSION), META_CONFIG: json.dumps(config.to_dict())}
     if info:
         metadata[META_INFO] = json.dumps(info)
-    save_file(tensors, str(path), metadata=metadata)
+    save_tensors(tensors, path, metadata=metadata)
     return path
 
 

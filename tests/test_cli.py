@@ -240,3 +240,19 @@ def _ros_children(domain: str) -> list[int]:
         if b"grasp_equi.ros." in cmd and f"ROS_DOMAIN_ID={domain}".encode() in env.split(b"\0"):
             found.append(int(entry.name))
     return found
+
+
+def test_written_files_get_the_usual_mode_not_0600(tmp_path, small_scorer):
+    """safetensors writes 0600 on its own; checkpoints and training state follow the umask."""
+    from grasp_equi.checkpoint import save_checkpoint
+    from grasp_equi.fileio import umask_mode
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "w.safetensors", small_scorer.model, small_scorer.config)
+        assert umask_mode() == 0o644 and (Path(path).stat().st_mode & 0o777) == 0o644
+        os.umask(0o027)
+        path = save_checkpoint(tmp_path / "g.safetensors", small_scorer.model, small_scorer.config)
+        assert (Path(path).stat().st_mode & 0o777) == 0o640
+    finally:
+        os.umask(old)

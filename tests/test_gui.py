@@ -19,9 +19,9 @@ pytest.importorskip("pyqtgraph.opengl")
 
 from grasp_equi import GraspScorer  # noqa: E402
 from grasp_equi.checkpoint import save_checkpoint  # noqa: E402
-from gui.models import BASELINE, EQUIVARIANT, ModelSlot, baseline_registered, load_equivariant  # noqa: E402
-from gui.app import configure_qt  # noqa: E402
-from gui.scene import Scene, SceneObject  # noqa: E402
+from grasp_equi_gui.models import BASELINE, EQUIVARIANT, ModelSlot, baseline_registered, load_equivariant  # noqa: E402
+from grasp_equi_gui.app import configure_qt  # noqa: E402
+from grasp_equi_gui.scene import Scene, SceneObject  # noqa: E402
 
 configure_qt()  # before pytest-qt creates the QApplication: one GL context family for all windows
 
@@ -48,7 +48,7 @@ def tiny_slots() -> list[ModelSlot]:
 
 @pytest.fixture
 def window(qtbot):
-    from gui.window import MainWindow
+    from grasp_equi_gui.window import MainWindow
 
     win = MainWindow(tiny_slots())
     win.cloud_points = CLOUD_POINTS
@@ -274,7 +274,7 @@ def test_screenshot_cli_writes_png(tmp_path):
 
     weights = save_checkpoint(tmp_path / "tiny.safetensors", build_model(ModelConfig(**TINY)), ModelConfig(**TINY))
     out = tmp_path / "shot.png"
-    cmd = [sys.executable, "-m", "gui.app", "--screenshot", str(out), "--weights", str(weights), "--device", "cpu",
+    cmd = [sys.executable, "-m", "grasp_equi_gui.app", "--screenshot", str(out), "--weights", str(weights), "--device", "cpu",
            "--sample", SAMPLE, "--grasps", "6", "--sweep-steps", "4"]
     if baseline_registered():
         cfg = ModelConfig(**TINY_BASELINE)
@@ -357,7 +357,7 @@ def test_scored_grasps_are_grouped_by_grasp_id_in_any_order():
     from std_msgs.msg import Header
 
     from grasp_equi.ros.codec import encode_cloud
-    from gui.ros_live import decode_scored
+    from grasp_equi_gui.ros_live import decode_scored
 
     xyz = np.arange(15, dtype=np.float32).reshape(5, 3)
     ids = np.array([7, 2, 7, 2, 2], dtype=np.uint32)  # interleaved, not sorted

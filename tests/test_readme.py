@@ -52,7 +52,7 @@ def test_links_stay_inside_the_repository():
             assert (doc.parent / target).resolve().exists(), f"{doc.name}: broken link {target}"
 
 
-@pytest.mark.parametrize("folder", ["README.md", "docs", "grasp_equi", "gui", "scripts", "launch", "config"])
+@pytest.mark.parametrize("folder", ["README.md", "docs", "grasp_equi", "grasp_equi_gui", "scripts", "launch", "config"])
 def test_nothing_refers_to_files_outside_the_repository(folder):
     root = REPO / folder
     files = [root] if root.is_file() else [p for p in root.rglob("*") if p.suffix in (".py", ".md", ".yaml", ".sh")]

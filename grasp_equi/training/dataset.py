@@ -18,10 +18,10 @@ from typing import Sequence
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from grasp_equi import keys
+from grasp_equi.fileio import save_tensors
 from grasp_equi.geometry import NeighbourIndex
 from grasp_equi.graph import PreparedCloud, collate, contact_normals, normalise_contacts, prepare_cloud
 from grasp_equi.orientation import VERSION as ORIENTATION_VERSION
@@ -84,7 +84,7 @@ def _save_cache(path: Path, clouds: list[PreparedCloud], fingerprint: str) -> No
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs sharing a cache never collide
-    save_file(tensors, str(tmp), metadata={"fingerprint": fingerprint})
+    save_tensors(tensors, tmp, metadata={"fingerprint": fingerprint})
     tmp.replace(path)
 
 

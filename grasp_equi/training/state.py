@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+
+from grasp_equi.fileio import save_tensors
 
 
 def save_training_state(path, optimizer: torch.optim.Optimizer, loop_state: dict) -> None:
@@ -25,7 +26,7 @@ def save_training_state(path, optimizer: torch.optim.Optimizer, loop_state: dict
     meta = {"param_groups": json.dumps(state["param_groups"]), "loop": json.dumps(loop_state)}
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
+    save_tensors(tensors, tmp, metadata=meta)
     tmp.replace(path)
 
 

@@ -1,6 +1,6 @@
 """Control panels on the window's left: object, grasps, pose, sweep, models, live mode.
 
-Each panel only lays out widgets and exposes them; ``gui.window`` connects them to the
+Each panel only lays out widgets and exposes them; ``grasp_equi_gui.window`` connects them to the
 scene and the scoring controller.
 """
 
@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from gui.models import ModelSlot
-from gui.scoring import SWEEP_MODES, SWEEP_STEPS
+from grasp_equi_gui.models import ModelSlot
+from grasp_equi_gui.scoring import SWEEP_MODES, SWEEP_STEPS
 
 
 class ObjectPanel(QGroupBox):

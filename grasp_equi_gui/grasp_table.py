@@ -6,8 +6,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from gui.colors import hex_color, score_rgba
-from gui.scene import Scene
+from grasp_equi_gui.colors import hex_color, score_rgba
+from grasp_equi_gui.scene import Scene
 
 SCORE_KEYS = ("node", "equivariant", "baseline")  # columns, when the scene has those scores
 

@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 
-from gui.scoring import SWEEP_MODES, SWEEP_STEPS
+from grasp_equi_gui.scoring import SWEEP_MODES, SWEEP_STEPS
 
 SCREENSHOT_SIZE = (1500, 900)
 
@@ -74,8 +74,8 @@ def _install_excepthook(app) -> None:
 
 def make_window(args):
     """Load the models and build the window (no event loop)."""
-    from gui.models import load_baseline, load_equivariant
-    from gui.window import MainWindow
+    from grasp_equi_gui.models import load_baseline, load_equivariant
+    from grasp_equi_gui.window import MainWindow
 
     equivariant, warn_e = load_equivariant(args.weights, args.device)
     baseline, warn_b = load_baseline(args.baseline_weights, args.device)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     _install_excepthook(app)
     window = make_window(args)
     if args.screenshot:
-        from gui.screenshot import ScreenshotRun
+        from grasp_equi_gui.screenshot import ScreenshotRun
 
         run = ScreenshotRun(window, args)
         window.resize(*SCREENSHOT_SIZE)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     app.processEvents()
     if not window.view.isValid():
-        from gui.screenshot import NO_OPENGL
+        from grasp_equi_gui.screenshot import NO_OPENGL
 
         window.show_error(f"The 3D view cannot draw: {NO_OPENGL}.", title="No OpenGL")
     if args.ros:

@@ -10,8 +10,8 @@ import numpy as np
 import pyqtgraph.opengl as gl
 from pyqtgraph import Vector
 
-from gui.colors import SELECTED, score_rgba
-from gui.scene import Scene
+from grasp_equi_gui.colors import SELECTED, score_rgba
+from grasp_equi_gui.scene import Scene
 
 CLOUD_RGBA = (0.7, 0.75, 0.85, 0.55)
 MESH_RGBA = (0.4, 0.5, 0.7, 0.45)

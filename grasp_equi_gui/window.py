@@ -11,16 +11,16 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
 from scipy.spatial.transform import Rotation
 
 from grasp_equi.geometry import random_rotation
-from gui.grasp_table import GraspTable
-from gui.live import LiveController
-from gui.loaders import FILE_FILTER, load_object_file
-from gui.models import EQUIVARIANT, ModelSlot
-from gui.panels import ControlColumn
-from gui.plot import SweepPlot
-from gui.samples import CLOUD_POINTS, load_grasps_file, make_sample, sample_families, sample_grasps
-from gui.scene import Scene
-from gui.view3d import SceneView
-from gui.workers import ScoringController
+from grasp_equi_gui.grasp_table import GraspTable
+from grasp_equi_gui.live import LiveController
+from grasp_equi_gui.loaders import FILE_FILTER, load_object_file
+from grasp_equi_gui.models import EQUIVARIANT, ModelSlot
+from grasp_equi_gui.panels import ControlColumn
+from grasp_equi_gui.plot import SweepPlot
+from grasp_equi_gui.samples import CLOUD_POINTS, load_grasps_file, make_sample, sample_families, sample_grasps
+from grasp_equi_gui.scene import Scene
+from grasp_equi_gui.view3d import SceneView
+from grasp_equi_gui.workers import ScoringController
 
 DEFAULT_SAMPLE = "bottle"
 

@@ -12,8 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from gui.models import BASELINE, EQUIVARIANT, ModelSlot
-from gui.scene import Scene
+from grasp_equi_gui.models import BASELINE, EQUIVARIANT, ModelSlot
+from grasp_equi_gui.scene import Scene
 
 DEVIATION_FLOOR = 1e-9  # |delta| of exactly 0 is drawn here (a log axis has no 0)
 CURVE_STYLE = {EQUIVARIANT: ("#2ecc71", "equivariant"), BASELINE: ("#e67e22", "baseline (not equivariant)")}

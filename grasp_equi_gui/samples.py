@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.scene import SceneObject
+from grasp_equi_gui.scene import SceneObject
 
 CLOUD_POINTS = 2048  # points sampled on a sample object's surface
 SAMPLER_POINTS = 4096  # the cloud-only grasp samplers look at most at this many points

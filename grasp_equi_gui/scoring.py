@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grasp_equi.geometry import random_rotation, rotation_about_axis
-from gui.models import ModelSlot
+from grasp_equi_gui.models import ModelSlot
 
 SWEEP_STEPS = 72  # 5 degree steps
 AXES = {"x": np.array([1.0, 0.0, 0.0]), "y": np.array([0.0, 1.0, 0.0]), "z": np.array([0.0, 0.0, 1.0])}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
-from gui.models import EQUIVARIANT
+from grasp_equi_gui.models import EQUIVARIANT
 
 NO_OPENGL = ("the 3D view has no OpenGL context (QT_QPA_PLATFORM=offscreen has no OpenGL); "
              "run it under `xvfb-run -a` or on a desktop")

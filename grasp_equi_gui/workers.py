@@ -13,9 +13,9 @@ import traceback
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from gui.models import ModelSlot
-from gui.scene import Scene
-from gui.scoring import SWEEP_STEPS, PosedScene, score_at, sweep_rotations
+from grasp_equi_gui.models import ModelSlot
+from grasp_equi_gui.scene import Scene
+from grasp_equi_gui.scoring import SWEEP_STEPS, PosedScene, score_at, sweep_rotations
 
 
 class _JobSignals(QObject):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gui.samples import CLOUD_POINTS, load_mesh_info, surface_cloud
-from gui.scene import SceneObject
+from grasp_equi_gui.samples import CLOUD_POINTS, load_mesh_info, surface_cloud
+from grasp_equi_gui.scene import SceneObject
 
 MESH_SUFFIXES = (".obj", ".stl", ".off", ".glb", ".gltf")
 CLOUD_SUFFIXES = (".pcd", ".xyz", ".xyzn", ".pts")

@@ -1,6 +1,6 @@
 """Live mode: what the robot sees (``cloud``) and how its grasps scored (``scored_grasps``).
 
-Bridges ``gui.ros_live.LiveSubscriber`` (rclpy, its own thread) into the GUI thread through
+Bridges ``grasp_equi_gui.ros_live.LiveSubscriber`` (rclpy, its own thread) into the GUI thread through
 queued Qt signals and writes the messages into the scene. While live, the local scoring is
 off: the grasps are coloured and ranked by the node's own scores (key ``"node"``).
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from gui.panels import LivePanel
-from gui.ros_live import LiveCloud, LiveGrasps, LiveSubscriber
-from gui.scene import Scene, SceneObject
-from gui.workers import ScoringController
+from grasp_equi_gui.panels import LivePanel
+from grasp_equi_gui.ros_live import LiveCloud, LiveGrasps, LiveSubscriber
+from grasp_equi_gui.scene import Scene, SceneObject
+from grasp_equi_gui.workers import ScoringController
 
 NODE_SCORES = "node"
 
