@@ -72,6 +72,24 @@ def _install_excepthook(app) -> None:
     sys.excepthook = hook
 
 
+def check_weights(args) -> str | None:
+    """The error line for a ``--weights``/``--baseline-weights`` that cannot be loaded, else None.
+
+    Only the checkpoint's header is read (no network is built), so a bad path fails in
+    milliseconds, before any window opens; the default (shipped) weights are not checked here:
+    without them the window runs a labelled untrained model."""
+    from grasp_equi.checkpoint import read_checkpoint
+
+    for option, path in (("--weights", args.weights), ("--baseline-weights", args.baseline_weights)):
+        if path is None:
+            continue
+        try:
+            read_checkpoint(path)
+        except (ValueError, OSError) as err:  # CheckpointError is a ValueError
+            return f"{option} {path}: {' '.join(str(err).split())}"
+    return None
+
+
 def make_window(args):
     """Load the models and build the window (no event loop)."""
     from grasp_equi_gui.models import load_baseline, load_equivariant
@@ -79,7 +97,7 @@ def make_window(args):
 
     equivariant, warn_e = load_equivariant(args.weights, args.device)
     baseline, warn_b = load_baseline(args.baseline_weights, args.device)
-    return MainWindow([equivariant, baseline], [w for w in (warn_e, warn_b) if w])
+    return MainWindow([equivariant, baseline], [w for w in (warn_e, warn_b) if w], sweep_steps=args.sweep_steps)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as err:
         print(f"grasp-equi-gui: --device: {err}", file=sys.stderr)
         return 2
+    problem = check_weights(args)
+    if problem:
+        print(f"grasp-equi-gui: error: {problem}", file=sys.stderr)
+        return 1
     if not _has_display():
         print("grasp-equi-gui: no display (DISPLAY is not set). Run it on a desktop, or headless as "
               "`xvfb-run -a grasp-equi-gui ...`", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""The grasp list: one row per grasp, best first; selecting a row selects it in the scene."""
+"""The grasp list: one row per visible grasp (the scene's top-N filter), best first; selecting a
+row selects it in the scene; hovering a row shows its scores."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from grasp_equi_gui.colors import hex_color, score_rgba
-from grasp_equi_gui.scene import Scene
+from grasp_equi_gui.scene import PRIMARY_KEYS, Scene
 
-SCORE_KEYS = ("node", "equivariant", "baseline")  # columns, when the scene has those scores
+SCORE_KEYS = PRIMARY_KEYS  # columns, when the scene has those scores (the first one sorts)
 
 
 class GraspTable(QTableWidget):
@@ -27,7 +28,8 @@ class GraspTable(QTableWidget):
         self.row_grasps: list[int] = []  # grasp index shown in each row
         scene.grasps_changed.connect(self.refresh)
         scene.scores_changed.connect(self.refresh)
-        scene.selection_changed.connect(self._show_selection)
+        scene.selection_changed.connect(self._on_scene_selection)
+        scene.filter_changed.connect(self.refresh)
         self.refresh()
 
     def sort_key(self) -> str | None:
@@ -35,9 +37,9 @@ class GraspTable(QTableWidget):
 
     def refresh(self) -> None:
         scene = self.scene
-        keys = [k for k in SCORE_KEYS if k in scene.scores]
-        sort_key = keys[0] if keys else None
-        self.row_grasps = scene.ranking(sort_key) if sort_key else list(range(len(scene.grasps)))
+        keys = [k for k in SCORE_KEYS if k in scene.scores and len(scene.scores[k]) == len(scene.grasps)]
+        sort_key = scene.primary_key()
+        self.row_grasps = scene.visible()
         self._filling = True
         self.setColumnCount(2 + max(len(keys), 1))
         self.setHorizontalHeaderLabels(["#", "K"] + (keys or ["score"]))
@@ -46,8 +48,10 @@ class GraspTable(QTableWidget):
         for row, g in enumerate(self.row_grasps):
             cells = [str(g), str(len(scene.grasps[g]))]
             cells += [f"{scene.scores[k][g]:.4f}" for k in keys] if keys else ["scoring…"]
+            tip = f"grasp #{g}: " + (", ".join(f"{k} {scene.scores[k][g]:.4f}" for k in keys) or "scoring…")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
+                item.setToolTip(tip)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 if col == 2:
                     item.setForeground(QBrush(QColor(hex_color(colors[g]))))
@@ -55,6 +59,12 @@ class GraspTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self._filling = False
         self._show_selection()
+
+    def _on_scene_selection(self) -> None:
+        if self.scene.selected is not None and self.scene.selected not in self.row_grasps:
+            self.refresh()  # the selected grasp is always listed, even outside the top N
+        else:
+            self._show_selection()
 
     def _show_selection(self) -> None:
         sel = self.scene.selected

@@ -112,10 +112,9 @@ class LiveController(QObject):
         self._update_status()
 
     def _show_grasps(self, grasps: LiveGrasps) -> None:
-        previous = self.scene.selected
-        self.scene.set_grasps(grasps.grasps, {NODE_SCORES: grasps.scores})
-        if previous is not None and previous < len(grasps.grasps):
-            self.scene.select(previous)
+        """The node's grasps, best selected (unless the user picked one); left-out ones listed."""
+        self.scene.set_grasps(grasps.grasps, {NODE_SCORES: grasps.scores}, rejected=grasps.rejected,
+                              keep_user_selection=True)
 
     def _update_status(self) -> None:
         text = f"{self.clouds} cloud(s), {self.scored} scored_grasps message(s)"

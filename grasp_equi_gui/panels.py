@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
+from grasp_equi_gui.legend import ShowPanel
 from grasp_equi_gui.models import ModelSlot
 from grasp_equi_gui.scoring import SWEEP_MODES, SWEEP_STEPS
 
@@ -114,8 +115,9 @@ class PosePanel(QGroupBox):
 
 
 class SweepPanel(QGroupBox):
-    def __init__(self, parent=None):
-        super().__init__(f"Invariance sweep ({SWEEP_STEPS} orientations)", parent)
+    def __init__(self, parent=None, steps: int = SWEEP_STEPS):
+        super().__init__(parent)
+        self.set_steps(steps)
         self.mode = QComboBox()
         self.mode.addItems([m if m == SWEEP_MODES[-1] else f"about {m}" for m in SWEEP_MODES])
         self.start = QPushButton("Sweep")
@@ -128,6 +130,10 @@ class SweepPanel(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addWidget(self.mode)
         layout.addLayout(row)
+
+    def set_steps(self, steps: int) -> None:
+        """The title follows the number of orientations a sweep takes (``--sweep-steps``)."""
+        self.setTitle(f"Invariance sweep ({steps} orientations)")
 
     def selected_mode(self) -> str:
         return SWEEP_MODES[self.mode.currentIndex()]
@@ -168,16 +174,17 @@ class LivePanel(QGroupBox):
 class ControlColumn(QWidget):
     """All panels stacked in one column."""
 
-    def __init__(self, families: list[str], slots: list[ModelSlot], parent=None):
+    def __init__(self, families: list[str], slots: list[ModelSlot], parent=None, sweep_steps: int = SWEEP_STEPS):
         super().__init__(parent)
         self.object = ObjectPanel(families)
         self.grasps = GraspPanel()
+        self.show_panel = ShowPanel()
         self.pose = PosePanel()
-        self.sweep = SweepPanel()
+        self.sweep = SweepPanel(steps=sweep_steps)
         self.models = ModelPanel(slots)
         self.live = LivePanel()
         layout = QVBoxLayout(self)
-        for panel in (self.object, self.grasps, self.pose, self.sweep, self.models, self.live):
+        for panel in (self.object, self.grasps, self.show_panel, self.pose, self.sweep, self.models, self.live):
             layout.addWidget(panel)
         layout.addStretch(1)
         self.setFixedWidth(300)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from grasp_equi_gui.models import BASELINE, EQUIVARIANT, ModelSlot
 from grasp_equi_gui.scene import Scene
+from grasp_equi_gui.scoring import SWEEP_STEPS
 
 DEVIATION_FLOOR = 1e-9  # |delta| of exactly 0 is drawn here (a log axis has no 0)
 CURVE_STYLE = {EQUIVARIANT: ("#2ecc71", "equivariant"), BASELINE: ("#e67e22", "baseline (not equivariant)")}
@@ -22,9 +23,10 @@ CURVE_STYLE = {EQUIVARIANT: ("#2ecc71", "equivariant"), BASELINE: ("#e67e22", "b
 class SweepPlot(QWidget):
     """``PlotWidget`` + a label with the max deviation of each model; follows the scene."""
 
-    def __init__(self, scene: Scene, slots: list[ModelSlot], parent=None):
+    def __init__(self, scene: Scene, slots: list[ModelSlot], parent=None, sweep_steps: int = SWEEP_STEPS):
         super().__init__(parent)
         self.scene = scene
+        self.sweep_steps = sweep_steps  # what the idle text promises (the window's --sweep-steps)
         self.slots = {slot.key: slot for slot in slots}
         self.plot = pg.PlotWidget(background="#15171c")
         self.plot.setLabel("bottom", "sweep angle", units="°")
@@ -83,7 +85,8 @@ class SweepPlot(QWidget):
         self.deviation_label.setText("<br>".join(lines))
 
     def _idle_text(self) -> str:
-        text = "Press <b>Sweep</b> to turn the object through 72 orientations and re-score at each."
+        text = (f"Press <b>Sweep</b> to turn the object through {self.sweep_steps} orientations and "
+                "re-score at each.")
         if BASELINE in self.slots and not self.slots[BASELINE].available:
             text += "<br>" + self.slots[BASELINE].label
         return text

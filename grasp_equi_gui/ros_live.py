@@ -34,14 +34,22 @@ class LiveGrasps:
     scores: np.ndarray  # [G] the node's P(stable)
     frame_id: str
     stamp: tuple[int, int]
+    rejected: list[str] = None  # grasps the node left out (NaN score), one reason each
+
+    def __post_init__(self):
+        self.rejected = list(self.rejected or [])
+
+
+REASON_NAMES = {1: "no contact: the jaws close on nothing", 2: "collision: the gripper hits the object"}
 
 
 def decode_scored(msg) -> LiveGrasps:
-    """Group a ``scored_grasps`` message (x, y, z, grasp_id, score) into grasps and scores."""
+    """Group a ``scored_grasps`` message (x, y, z, grasp_id, score[, reason]) into grasps and
+    scores; grasps the node left out (NaN score, non-zero ``reason``) become ``rejected`` lines."""
     from grasp_equi.ros.codec import FLOAT_TYPES, INT_TYPES, read_fields
 
     required = {"x": FLOAT_TYPES, "y": FLOAT_TYPES, "z": FLOAT_TYPES, "grasp_id": INT_TYPES, "score": FLOAT_TYPES}
-    fields = read_fields(msg, required, {}, MAX_POINTS)
+    fields = read_fields(msg, required, {"reason": INT_TYPES}, MAX_POINTS)
     points = np.stack([fields[n].astype(np.float64) for n in "xyz"], axis=1)  # [C, 3]
     if not np.isfinite(points).all():
         raise ValueError("scored_grasps has non-finite contact coordinates")
@@ -51,7 +59,13 @@ def decode_scored(msg) -> LiveGrasps:
     grasps = np.split(points[order], np.cumsum(counts)[:-1]) if len(ids) else []
     first = order[np.cumsum(counts) - counts]  # [G] each grasp's first contact in the message
     scores = fields["score"].astype(np.float64)[first]  # [G] (every contact of a grasp carries it)
-    return LiveGrasps(ids, list(grasps), scores, msg.header.frame_id, _stamp(msg))
+    reasons = fields["reason"].astype(np.int64)[first] if "reason" in fields else np.zeros(len(ids), np.int64)
+    left_out = ~np.isfinite(scores) | (reasons != 0)  # [G]
+    rejected = [f"grasp #{int(ids[i])}: {REASON_NAMES.get(int(reasons[i]), 'not scored')}; removed"
+                for i in np.flatnonzero(left_out)]
+    keep = np.flatnonzero(~left_out)
+    return LiveGrasps(ids[keep], [grasps[i] for i in keep], scores[keep], msg.header.frame_id, _stamp(msg),
+                      rejected)
 
 
 def decode_cloud_msg(msg) -> LiveCloud:

@@ -16,6 +16,9 @@ import numpy as np
 
 from grasp_equi.geometry import rotation_from_euler
 
+# Which scores rank and colour the grasps: the first present wins (the node's in live view).
+PRIMARY_KEYS = ("node", "equivariant", "baseline")
+
 
 class Signal:
     """A minimal observer list: ``connect(fn)``, ``emit(*args)`` calls every ``fn(*args)``."""
@@ -84,6 +87,12 @@ class Scene:
     ``version``; a scoring job records the version it started from and ``set_scores``
     drops results from an older version, so a slow job can never paint old scores on a
     new pose.
+
+    Selection: until the user picks a grasp (``select(i, by_user=True)``), the best-scored
+    grasp is selected after every update (new grasps, new scores); sweep steps leave the
+    selection alone, since the plot follows it. ``top_n`` limits the grasps shown to the
+    N best (the selected one always stays visible); ``rejected`` holds one line per grasp
+    that was removed before scoring, with its reason.
     """
 
     def __init__(self) -> None:
@@ -93,6 +102,9 @@ class Scene:
         self.euler_deg = (0.0, 0.0, 0.0)  # roll, pitch, yaw that produced ``rotation`` (if any)
         self.scores: dict[str, np.ndarray] = {}  # model name -> [G] at the current pose
         self.selected: int | None = None
+        self.user_selected = False  # True once the user picked a grasp for these grasps
+        self.top_n: int | None = None  # show only the N best grasps (None = all)
+        self.rejected: list[str] = []  # grasps removed before scoring, one reason each
         self.sweep: SweepRecord | None = None
         self.version = 0
         self.object_changed = Signal()
@@ -101,12 +113,14 @@ class Scene:
         self.scores_changed = Signal()
         self.selection_changed = Signal()
         self.sweep_changed = Signal()
+        self.filter_changed = Signal()
 
     # ------------------------------------------------------------------ mutation
     def set_object(self, obj: SceneObject) -> None:
         """Show a new object; its grasps, scores, pose and sweep are reset."""
         self.object = obj
         self.grasps, self.scores, self.selected, self.sweep = [], {}, None, None
+        self.user_selected, self.rejected = False, []
         self.rotation, self.euler_deg = np.eye(3), (0.0, 0.0, 0.0)
         self.version += 1
         self.object_changed.emit()
@@ -115,11 +129,18 @@ class Scene:
         self.scores_changed.emit()
         self.sweep_changed.emit()
 
-    def set_grasps(self, grasps: list[np.ndarray], scores: dict[str, np.ndarray] | None = None) -> None:
-        """Replace the candidate grasps (object frame); optional scores that come with them."""
+    def set_grasps(self, grasps: list[np.ndarray], scores: dict[str, np.ndarray] | None = None,
+                   rejected: list[str] = (), keep_user_selection: bool = False) -> None:
+        """Replace the candidate grasps (object frame); optional scores that come with them and
+        the reasons of grasps removed beforehand. The best grasp is selected (the first while
+        unscored); with ``keep_user_selection`` a grasp the user picked stays picked."""
+        keep = keep_user_selection and self.user_selected and self.selected is not None \
+            and self.selected < len(grasps)
         self.grasps = [np.asarray(g, dtype=np.float64) for g in grasps]
         self.scores = {k: np.asarray(v, dtype=np.float64) for k, v in (scores or {}).items()}
-        self.selected = 0 if self.grasps else None
+        self.rejected = list(rejected)
+        self.user_selected = bool(keep)
+        self.selected = self.selected if keep else self.best()
         self.sweep = None
         self.version += 1
         self.grasps_changed.emit()
@@ -147,15 +168,30 @@ class Scene:
             return False
         self.scores = {k: np.asarray(v, dtype=np.float64) for k, v in scores.items()}
         self.scores_changed.emit()
+        if not self.user_selected:  # sweep steps (add_sweep_step) never move the selection
+            self._set_selected(self.best())
         return True
 
-    def select(self, grasp: int | None) -> None:
+    def select(self, grasp: int | None, by_user: bool = True) -> None:
+        """Select grasp ``grasp`` (``ValueError`` when out of range); a user's choice is kept
+        through later re-scoring, ``by_user=False`` leaves the automatic best-first choice on."""
         if grasp is not None and not 0 <= grasp < len(self.grasps):
             raise ValueError(f"grasp {grasp} out of range (0..{len(self.grasps) - 1})")
+        self.user_selected = by_user and grasp is not None
+        self._set_selected(grasp)
+
+    def _set_selected(self, grasp: int | None) -> None:
         if grasp != self.selected:
             self.selected = grasp
             self.selection_changed.emit()
             self.sweep_changed.emit()  # the plot follows the selected grasp
+
+    def set_top_n(self, n: int | None) -> None:
+        """Show only the ``n`` best grasps (``None`` or >= the grasp count: all)."""
+        n = None if n is None or n < 1 else int(n)
+        if n != self.top_n:
+            self.top_n = n
+            self.filter_changed.emit()
 
     # ------------------------------------------------------------------ sweeps
     def start_sweep(self, axis_label: str, total_steps: int) -> None:
@@ -194,6 +230,25 @@ class Scene:
 
     def world_grasps(self) -> list[np.ndarray]:
         return [self._to_world(g) for g in self.grasps]  # each [K, 3]
+
+    def primary_key(self) -> str | None:
+        """The scores that rank and colour the grasps (node, else equivariant, else baseline)."""
+        return next((k for k in PRIMARY_KEYS if k in self.scores and len(self.scores[k]) == len(self.grasps)),
+                    None)
+
+    def best(self) -> int | None:
+        """The best-scored grasp (the first when unscored; None without grasps)."""
+        key = self.primary_key()
+        return (self.ranking(key)[0] if key else 0) if self.grasps else None
+
+    def visible(self) -> list[int]:
+        """Grasp indices shown, best first: the ``top_n`` best plus the selected grasp."""
+        key = self.primary_key()
+        order = self.ranking(key) if key else list(range(len(self.grasps)))
+        shown = order if self.top_n is None else order[:self.top_n]
+        if self.selected is not None and self.selected not in shown:
+            shown = shown + [self.selected]
+        return shown
 
     def ranking(self, model: str) -> list[int]:
         """Grasp indices, best score of ``model`` first (index order when unscored)."""

@@ -47,6 +47,32 @@ def score_at(slots: list[ModelSlot], posed: PosedScene, rotation: np.ndarray) ->
     return {slot.key: slot.scorer.score(points, grasps, normals) for slot in slots if slot.available}
 
 
+def off_object(points: np.ndarray, grasps: list[np.ndarray], slots: list[ModelSlot]) -> list[tuple[int, str]]:
+    """Grasps the scorers would refuse because a contact does not touch the cloud, with the reason.
+
+    The limit is each available scorer's own (``max_contact_distance`` object radii, radius =
+    max distance of a point from the centroid); the strictest one applies. Rotation-invariant,
+    so it is checked once per set of grasps, not per pose. Returns ``[(grasp index, reason)]``.
+    """
+    from scipy.spatial import cKDTree
+
+    limits = [s.scorer.config.max_contact_distance for s in slots if s.available]
+    if not grasps or not limits or len(points) == 0:
+        return []
+    pts = np.asarray(points, dtype=np.float64)  # [N, 3]
+    radius = float(np.linalg.norm(pts - pts.mean(axis=0), axis=1).max())
+    limit = min(limits) * radius
+    flat = np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1, 3) for g in grasps])  # [C, 3]
+    dist, _ = cKDTree(pts).query(flat)  # [C]
+    owner = np.repeat(np.arange(len(grasps)), [len(g) for g in grasps])  # [C]
+    out = []
+    for i in np.unique(owner[dist > limit]):
+        worst = float(dist[owner == i].max())
+        out.append((int(i), f"grasp #{i}: a contact is {1000 * worst:.1f} mm from the object "
+                            f"(limit {1000 * limit:.1f} mm); removed"))
+    return out
+
+
 def sweep_rotations(mode: str, steps: int = SWEEP_STEPS, seed: int = 0) -> list[tuple[float, np.ndarray]]:
     """``(angle_deg, R)`` for each sweep step, applied on top of the current pose.
 

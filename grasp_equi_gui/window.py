@@ -19,6 +19,7 @@ from grasp_equi_gui.panels import ControlColumn
 from grasp_equi_gui.plot import SweepPlot
 from grasp_equi_gui.samples import CLOUD_POINTS, load_grasps_file, make_sample, sample_families, sample_grasps
 from grasp_equi_gui.scene import Scene
+from grasp_equi_gui.scoring import SWEEP_STEPS, off_object
 from grasp_equi_gui.view3d import SceneView
 from grasp_equi_gui.workers import ScoringController
 
@@ -38,7 +39,8 @@ def busy_cursor():
 class MainWindow(QMainWindow):
     """Load an object, sample grasps, turn the object, sweep, and compare the two models."""
 
-    def __init__(self, slots: list[ModelSlot], warnings: list[str] = (), parent=None):
+    def __init__(self, slots: list[ModelSlot], warnings: list[str] = (), parent=None,
+                 sweep_steps: int = SWEEP_STEPS):
         super().__init__(parent)
         self.setWindowTitle("grasp_equi — is the grasp stable, whichever way the object is turned?")
         self.slots = slots
@@ -47,13 +49,14 @@ class MainWindow(QMainWindow):
         self.last_error: QMessageBox | None = None  # the latest error dialog (tests close it)
         self.rng = np.random.default_rng()
         self.cloud_points = CLOUD_POINTS  # surface points on built-in samples
+        self.sweep_steps = sweep_steps  # orientations per sweep (--sweep-steps); titles follow it
 
         families = sample_families()
-        self.controls = ControlColumn(families, slots)
+        self.controls = ControlColumn(families, slots, sweep_steps=sweep_steps)
         if DEFAULT_SAMPLE in families:
             self.controls.object.family.setCurrentText(DEFAULT_SAMPLE)
         self.view = SceneView(self.scene)
-        self.plot = SweepPlot(self.scene, slots)
+        self.plot = SweepPlot(self.scene, slots, sweep_steps=sweep_steps)
         self.table = GraspTable(self.scene)
         self.selection_label = QLabel()
         self.selection_label.setWordWrap(True)
@@ -116,6 +119,9 @@ class MainWindow(QMainWindow):
         c.pose.reset.clicked.connect(lambda: c.pose.set_euler(0, 0, 0))
         c.sweep.start.clicked.connect(lambda: self.start_sweep())
         c.sweep.stop.clicked.connect(self.controller.cancel_sweep)
+        c.show_panel.top.valueChanged.connect(self._on_top_n)
+        self.scene.grasps_changed.connect(lambda: c.show_panel.set_count(len(self.scene.grasps)))
+        self.scene.grasps_changed.connect(self._on_top_n)
         self.controller.busy_changed.connect(self._on_busy)
         self.controller.sweep_progress.connect(self._on_sweep_progress)
         self.controller.sweep_finished.connect(self._on_sweep_finished)
@@ -130,6 +136,9 @@ class MainWindow(QMainWindow):
     def load_sample(self, family: str | None = None, seed: int | None = None) -> bool:
         """Show a built-in object and sample grasps on it; False (and a dialog) on failure."""
         family = family or self.controls.object.family.currentText()
+        if not family:  # the combo shows an opened file, not a family
+            self.show_error("Choose a sample family first.")
+            return False
         seed = self.controls.object.seed.value() if seed is None else seed
         self.controls.object.family.setCurrentText(family)  # the panel shows what is loaded
         self.controls.object.seed.setValue(seed)
@@ -155,6 +164,9 @@ class MainWindow(QMainWindow):
             self.show_error(str(err), title="Cannot open file")
             return False
         self.scene.set_object(obj)
+        combo = self.controls.object.family
+        combo.setCurrentIndex(-1)  # the combo no longer claims a built-in sample is shown
+        combo.setPlaceholderText(f"file: {obj.name}")
         self.status_label.setText(note)
         return self.sample_grasps()
 
@@ -173,8 +185,7 @@ class MainWindow(QMainWindow):
         if not grasps:
             self.show_error(f"No {k}-contact grasps could be sampled on this object.")
             return False
-        self.scene.set_grasps(grasps)
-        return True
+        return self.set_grasps(grasps)
 
     def load_grasps(self, path: str | None = None) -> bool:
         if self.scene.object is None:
@@ -189,7 +200,21 @@ class MainWindow(QMainWindow):
         except ValueError as err:
             self.show_error(str(err), title="Cannot open grasps")
             return False
-        self.scene.set_grasps(grasps)
+        return self.set_grasps(grasps)
+
+    def set_grasps(self, grasps: list) -> bool:
+        """Show ``grasps`` (object frame) minus those the scorers would refuse (contacts off the
+        object), which are listed with their reason; False and a dialog when none is left."""
+        refused = off_object(self.scene.object.points, grasps, self.slots)
+        reasons = [text for _, text in refused]
+        kept = [g for i, g in enumerate(grasps) if i not in {j for j, _ in refused}]
+        if not kept:
+            self.show_error(f"All {len(grasps)} grasps were removed:\n" + "\n".join(reasons[:5]),
+                            title="Grasps off the object")
+            return False
+        self.scene.set_grasps(kept, rejected=reasons)
+        if reasons:
+            self.status_label.setText(f"{len(reasons)} grasp(s) removed: {reasons[0]}")
         return True
 
     def set_pose(self, roll: float, pitch: float, yaw: float) -> None:
@@ -204,8 +229,7 @@ class MainWindow(QMainWindow):
         if mode is not None:
             self.controls.sweep.select_mode(mode)
         mode = self.controls.sweep.selected_mode()
-        kwargs = {} if steps is None else {"steps": steps}
-        self.controller.start_sweep(mode, **kwargs)
+        self.controller.start_sweep(mode, steps=self.sweep_steps if steps is None else steps)
 
     def show_error(self, message: str, title: str = "grasp_equi") -> None:
         """A non-blocking message box (the window stays usable behind it)."""
@@ -219,6 +243,10 @@ class MainWindow(QMainWindow):
     def _on_euler(self, roll: float, pitch: float, yaw: float) -> None:
         if self.scene.object is not None:
             self.scene.set_euler(roll, pitch, yaw)
+
+    def _on_top_n(self, *_) -> None:
+        self.controls.show_panel.show_value()
+        self.scene.set_top_n(self.controls.show_panel.value())
 
     def _on_object(self) -> None:
         obj = self.scene.object
@@ -253,14 +281,17 @@ class MainWindow(QMainWindow):
 
     def _show_selection(self) -> None:
         sel = self.scene.selected
+        removed = "".join(f"<br><small style='color:#c0392b'>{r}</small>" for r in self.scene.rejected[:3])
+        if len(self.scene.rejected) > 3:
+            removed += f"<br><small>… and {len(self.scene.rejected) - 3} more removed</small>"
         if sel is None or sel >= len(self.scene.grasps):
-            self.selection_label.setText("no grasp selected")
+            self.selection_label.setText("no grasp selected" + removed)
             return
         grasp = self.scene.world_grasps()[sel]
         scores = ", ".join(f"{k} {v[sel]:.4f}" for k, v in self.scene.scores.items() if len(v) > sel)
         contacts = "  ".join("(" + ", ".join(f"{100 * x:.1f}" for x in c) + ")" for c in grasp)
         self.selection_label.setText(f"<b>grasp #{sel}</b> (K={len(grasp)}): {scores or 'scoring…'}"
-                                     f"<br><small>contacts [cm]: {contacts}</small>")
+                                     f"<br><small>contacts [cm]: {contacts}</small>{removed}")
 
     def closeEvent(self, event) -> None:  # noqa: N802  (Qt name)
         self.live.stop()
