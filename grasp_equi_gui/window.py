@@ -262,7 +262,8 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, 0)  # indeterminate while one pose is scored
             self.status_label.setText("scoring…")
         elif not busy and not self.live.active:
-            self.status_label.setText("scored" if self.scene.scores else self.status_label.text())
+            removed = f"; {len(self.scene.rejected)} grasp(s) removed" if self.scene.rejected else ""
+            self.status_label.setText("scored" + removed if self.scene.scores else self.status_label.text())
         self.controls.set_editing_enabled(not sweeping and not self.live.active)
         self.controls.sweep.stop.setEnabled(sweeping)
 

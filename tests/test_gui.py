@@ -345,6 +345,7 @@ def test_live_mode_shows_cloud_and_scores_from_dds(qtbot, window):
         np.testing.assert_allclose(scene.grasps[g], contacts[g].astype(np.float32), atol=1e-7)
     assert window.view.cloud_item.pos.shape == (300, 3)
     assert [window.table.row_grasps[r] for r in range(5)] == list(np.argsort(-scores))
+    assert scene.selected == int(np.argmax(scores))  # the node's best grasp is the one highlighted
     assert window.table.horizontalHeaderItem(2).text() == "node"
     assert "cloud(s)" in window.controls.live.status.text()
     window.live.stop()
