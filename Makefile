@@ -46,7 +46,7 @@ gui: setup
 	$(VENV)/bin/grasp-equi-gui
 
 bench: setup
-	$(VENV)/bin/grasp-equi bench --json docs/bench.json
+	$(VENV)/bin/grasp-equi bench --propose --json docs/bench.json
 
 # Replaces the shipped weights, so it asks for TRAIN_FLAGS=--force (or --resume to continue runs/default).
 TRAIN_FLAGS ?=

@@ -3,10 +3,11 @@
     ros2 launch grasp_equi grasp.launch.py                       # node only, shipped weights
     ros2 launch grasp_equi grasp.launch.py demo:=true            # + demo_source (what `make run` does)
     ros2 launch grasp_equi grasp.launch.py model:=/path/model.safetensors device:=cuda gui:=true
+    ros2 launch grasp_equi grasp.launch.py demo:=true rviz:=true  # + RViz with the installed rviz/grasp.rviz
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -21,7 +22,22 @@ ARGUMENTS = (
     ("allow_untrained", "false", "run with a random untrained model if the shipped weights are missing"),
     ("demo", "false", "also start demo_source (sample objects as partial clouds + candidate grasps)"),
     ("gui", "false", "also start the GUI's live view (grasp_gui --ros)"),
+    ("rviz", "false", "also open RViz 2 with the installed rviz/grasp.rviz (skipped, with a message, "
+     "where rviz2 is not installed)"),
 )
+
+
+def _rviz(context):
+    """RViz 2 on the package's config, or a message saying why not (it is not on PyPI)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        get_package_prefix("rviz2")
+    except (PackageNotFoundError, OSError):  # OSError: no ament prefix at all
+        return [LogInfo(msg="rviz:=true but rviz2 is not installed (it is not on PyPI; on a system ROS 2: "
+                            "apt install ros-$ROS_DISTRO-rviz2): skipping RViz, everything else runs")]
+    config = PathJoinSubstitution([FindPackageShare("grasp_equi"), "rviz", "grasp.rviz"])
+    return [Node(package="rviz2", executable="rviz2", arguments=["-d", config], output="screen")]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -45,4 +61,5 @@ def generate_launch_description() -> LaunchDescription:
     # no name/parameters: launch_ros then passes no --ros-args, just the GUI's own flag
     gui = Node(package="grasp_equi", executable="grasp_gui", output="screen", arguments=["--ros"],
                condition=IfCondition(LaunchConfiguration("gui")))
-    return LaunchDescription([*args, node, demo, gui])
+    rviz = OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration("rviz")))
+    return LaunchDescription([*args, node, demo, gui, rviz])

@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_FILES = ["package.xml", "setup.py", "setup.cfg", "requirements.txt", "README.md", "resource", "grasp_equi",
-                 "launch", "config", "gui"]
+                 "launch", "config", "gui", "rviz"]
 COLCON = shutil.which("colcon", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 pytestmark = pytest.mark.skipif(COLCON is None, reason="colcon not installed (pip install colcon-core colcon-ros "
@@ -46,6 +46,7 @@ def test_install_tree_has_executables_launch_config_and_index(install_tree):
     share = install_tree / "share"
     assert (share / "grasp_equi" / "launch" / "grasp.launch.py").is_file()
     assert (share / "grasp_equi" / "config" / "grasp.yaml").is_file()
+    assert (share / "grasp_equi" / "rviz" / "grasp.rviz").is_file()
     assert (share / "grasp_equi" / "package.xml").is_file()
     assert (share / "ament_index" / "resource_index" / "packages" / "grasp_equi").is_file()
 

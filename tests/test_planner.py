@@ -209,3 +209,15 @@ def test_cli_propose_writes_npz_and_never_overwrites(tmp_path):
     lines = scored.stdout.strip().splitlines()
     assert len(lines) == 3 and all(line.endswith("scored") for line in lines)
     np.testing.assert_allclose([float(line.split("\t")[1]) for line in lines], data["scores"], atol=2e-4)
+
+
+def test_bench_propose_record_counts_and_times(scorer):
+    from grasp_equi.bench.propose import STEPS, measure_propose, propose_table
+
+    record = measure_propose(scorer, n_points=3000, repeats=1, warmup=0)
+    counts = record["counts"]
+    assert counts["candidates"] >= counts["collision_free"] >= counts["scored"] == record["n_grasps"] >= 1
+    assert set(record["step_ms"]) == set(STEPS) and record["total_ms_median"] >= sum(record["step_ms"].values())
+    assert record["scoring_only_ms"] > 0
+    table = propose_table([record])
+    assert "propose total" in table and f"{counts['scored']:,}" in table

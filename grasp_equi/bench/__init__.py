@@ -81,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "compile time is reported, the warm-ups exclude it")
     parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--budget", type=nonneg_float, help="seconds of repeats per configuration after the minimum")
+    parser.add_argument("--propose", action="store_true",
+                        help="also time GraspPlanner.propose on one N=20000 cloud (candidates, collision checks, "
+                             "one batched scoring call) next to scoring the same number of grasps")
     parser.add_argument("--ros", action="store_true",
                         help="also measure end to end over ROS 2 (grasp_node vs an echo node); needs rclpy")
 
@@ -222,6 +225,13 @@ def run(args) -> int:
 
     print(help_line(help_s))
     meta = {"model": model, "torch": torch.__version__, "quick": bool(args.quick), "cli_help_s": help_s}
+    if args.propose:
+        from grasp_equi.bench.propose import measure_propose, propose_table
+
+        with torch.inference_mode():
+            propose_records = [measure_propose(scorers[d]) for d in devices]
+        print(propose_table(propose_records))
+        records += propose_records
     if args.ros:
         from grasp_equi.ros.bench_e2e import measure_ros  # rclpy lives only under ros/
 

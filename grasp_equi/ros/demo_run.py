@@ -59,6 +59,7 @@ class Listener:
         info = self.objects.get(key, {"name": "?", "family": "?", "index": len(self.results) + 1, "count": "?"})
         self.results.append((info, result, latency_ms))
         ids, scores = result.per_grasp()
+        ids, scores = ids[np.isfinite(scores)], scores[np.isfinite(scores)]  # poses left out have NaN scores
         best = f"best {scores.max():.3f} (grasp {ids[scores.argmax()]:>3})" if len(scores) else "no grasp scored"
         print(f"[{info['index']:>3}/{info['count']}] {info['name']:<18} grasps {len(ids):>4}   {best}   "
               f"latency {latency_ms:7.0f} ms", flush=True)
@@ -97,7 +98,8 @@ def run(args) -> int:
     demo = None
     deadline = time.monotonic() + args.timeout
     try:
-        while listener_node.count_subscribers("contacts") == 0 and listener_node.count_subscribers("grasp_poses") == 0:
+        while listener_node.count_subscribers("contacts") == 0 and listener_node.count_subscribers("grasp_poses") == 0 \
+                and listener_node.count_subscribers("propose_cloud") == 0:
             if node.poll() is not None:
                 print(f"grasp_node exited with code {node.returncode}:\n{tail(logs / 'grasp_node.log')}")
                 return node.returncode or 1
@@ -142,9 +144,10 @@ def _summary(listener: Listener, count: int, model_note: str) -> int:
         print(f"no scored messages received (of {count}); node diagnostics: {diag}")
         return 1
     latency = np.array([r[2] for r in results])
-    best = np.array([r[1].per_grasp()[1].max() for r in results if len(r[1].score)])
+    best = np.array([np.nanmax(r[1].score) for r in results if np.isfinite(r[1].score).any()])  # NaN: left out
     grasps = sum(len(r[1].per_grasp()[0]) for r in results)
-    print(f"scored {len(results)}/{count} messages, {grasps} grasps; mean best score {best.mean():.3f}; "
+    mean_best = best.mean() if len(best) else float("nan")
+    print(f"scored {len(results)}/{count} messages, {grasps} grasps; mean best score {mean_best:.3f}; "
           f"end-to-end latency median {np.median(latency):.0f} ms, max {latency.max():.0f} ms")
     if diag:
         print(f"node: model {diag.get('model')} on {diag.get('device')}, latency p50 {diag.get('latency_p50_ms')} ms; "

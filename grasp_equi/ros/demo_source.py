@@ -92,6 +92,9 @@ def gripper_poses(contacts: np.ndarray, camera: np.ndarray) -> tuple[np.ndarray,
     return centre, matrix_to_quaternion(rot)
 
 
+INPUTS = ("contacts", "poses", "propose")  # contact points, gripper poses, or the cloud alone (propose_cloud)
+
+
 class DemoSource(Node):
     """Publishes ``count`` objects at ``rate`` Hz on ``cloud`` + ``contacts`` (or ``grasp_poses``)."""
 
@@ -100,8 +103,8 @@ class DemoSource(Node):
         p = {name: self.declare_parameter(name, default).value for name, default in (
             ("rate", 1.0), ("count", 8), ("grasps", 32), ("points", 0), ("seed", 0), ("frame_id", "world"),
             ("input", "contacts"), ("reliable", True), ("wait_for_node", 120.0))}
-        if p["input"] not in ("contacts", "poses"):
-            raise ValueError(f"input must be 'contacts' or 'poses'; got {p['input']!r}")
+        if p["input"] not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}; got {p['input']!r}")
         if not (p["rate"] > 0 and p["count"] >= 0 and p["grasps"] >= 1):
             raise ValueError("rate must be > 0, count >= 0 and grasps >= 1")
         self.p = p
@@ -127,7 +130,9 @@ class DemoSource(Node):
             info = {"stamp": [stamp.sec, stamp.nanosec], "index": i + 1, "count": len(objects), "name": obj.name,
                     "family": obj.family, "points": len(obj.points), "grasps": len(obj.contacts)}
             self.info.publish(String(data=json.dumps(info)))
-            if p["input"] == "poses":
+            if p["input"] == "propose":  # the cloud alone: the node proposes and ranks gripper poses
+                self.client.request_proposals(obj.points, frame=p["frame_id"], stamp=stamp)
+            elif p["input"] == "poses":
                 positions, quats = gripper_poses(obj.contacts, obj.camera)
                 self.client.request_poses(obj.points, positions, quats, frame=p["frame_id"], stamp=stamp)
             else:

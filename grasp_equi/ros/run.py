@@ -18,8 +18,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rate", type=positive_float, default=1.0, help="requests per second (default 1)")
     parser.add_argument("--grasps", type=positive_int, default=32, help="candidate grasps per object (default 32)")
     parser.add_argument("--points", type=nonneg_int, default=0, help="subsample each partial cloud to this many (0 = all)")
-    parser.add_argument("--input", choices=("contacts", "poses"), default="contacts",
-                        help="send grasps as contact points or as gripper poses (default contacts)")
+    parser.add_argument("--input", choices=("contacts", "poses", "propose"), default="contacts",
+                        help="send grasps as contact points or as gripper poses, or send the cloud alone and let "
+                             "the node propose ranked gripper poses (default contacts)")
     parser.add_argument("--model", default="", help="checkpoint (.safetensors); default: the shipped weights")
     parser.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     parser.add_argument("--seed", type=nonneg_int, default=0, help="demo objects' random seed")
