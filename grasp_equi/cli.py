@@ -1,8 +1,8 @@
 """``grasp-equi <subcommand>``: one entry point; each subcommand lives in its own module.
 
 A subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int`` and imports
-only the standard library at module level (torch, e3nn, rclpy, open3d, mujoco are imported
-inside ``run``), so ``grasp-equi --help`` and every ``grasp-equi CMD --help`` take well under
+only the standard library and numpy at module level (torch, e3nn, rclpy, open3d, mujoco are
+imported inside ``run``), so ``grasp-equi --help`` and every ``grasp-equi CMD --help`` take well under
 a second. Exit codes: 0 success, 1 a failure (one ``grasp-equi CMD: error: ...`` line on stderr
 naming the option or file), 2 a usage error (argparse: the subcommand's usage + one line),
 130 interrupted (Ctrl-C or SIGTERM).

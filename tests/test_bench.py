@@ -113,7 +113,14 @@ def test_bench_cli_writes_records_with_every_stage(tmp_path, capsys):
         assert r["invariance_max_abs"] < 1e-4
         assert r["host_peak_mb"] is None or r["host_peak_mb"] > 10
     assert (tmp_path / "bench.png").stat().st_size > 10_000
-    assert "| cpu | 3,000 | 16 |" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "| cpu | 3,000 | 16 |" in out_text
+    # the command line's start-up is part of the bench: every --help timed, in the JSON and printed
+    from grasp_equi.cli import SUBCOMMANDS
+
+    help_s = records[0]["cli_help_s"]
+    assert set(help_s) == {"(top level)", *SUBCOMMANDS} and all(0 < t < 30 for t in help_s.values())
+    assert "--help start-up (" in out_text and "1 s target" in out_text
 
 
 def test_bench_runs_without_ros_qt_open3d(tmp_path):
