@@ -102,10 +102,12 @@ class GraspPlanner:
         self.body = body or GripperBody()
         self.config = config or PlannerConfig()
 
-    def propose(self, points, normals=None, top_k: int | None = None, encoded=None) -> Proposals:
+    def propose(self, points, normals=None, top_k: int | None = None, encoded=None, obstacles=None) -> Proposals:
         """Top ``top_k`` (default ``config.top_k``) proposals on ``points`` ``(N, 3)``; ``normals``
         ``(N, 3)`` outward, estimated when None. ``encoded``: the scorer's ``encode`` of this cloud
-        (or of a subset of it) when the caller has it already. ``ValueError`` on a bad cloud."""
+        (or of a subset of it) when the caller has it already. ``obstacles`` ``(M, 3)``: scene points
+        the gripper must not touch but never grasps (``grasp_equi.scene``: the table). ``ValueError``
+        on a bad cloud."""
         cfg, timings = self.config, {}
         top_k = cfg.top_k if top_k is None else int(top_k)
         if top_k < 1:
@@ -124,7 +126,9 @@ class GraspPlanner:
                                               self.body.jaw.finger_depth)  # [C, 3], [C, 3, 3]
         timings["sample"] = _ms(start)
         start = time.perf_counter()
-        contacts, widths, reasons = close_and_check(pts, positions, rotations, self.body)  # [C, 2, 3], [C], [C]
+        obstacles = None if obstacles is None else np.asarray(obstacles, dtype=np.float64).reshape(-1, 3)
+        contacts, widths, reasons = close_and_check(pts, positions, rotations, self.body,
+                                                    obstacles=obstacles)  # [C, 2, 3], [C], [C]
         timings["collide_close"] = _ms(start)
         ok = np.flatnonzero(reasons == SCORED)  # [S]
         start = time.perf_counter()

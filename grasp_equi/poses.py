@@ -145,8 +145,11 @@ def _hits(rel: torch.Tensor, rot: torch.Tensor, offset: torch.Tensor, body: Grip
 
 
 def close_and_check(points: np.ndarray, positions: np.ndarray, rotations: np.ndarray, body: GripperBody,
-                    check_collisions: bool = True):
+                    check_collisions: bool = True, obstacles: np.ndarray | None = None):
     """Close every pose's jaws and check its body: ``(contacts (G, 2, 3), widths (G,), reason (G,))``.
+
+    ``obstacles`` ``(M, 3)``: more points the body must not touch (e.g. the table under the
+    object), never grasped.
 
     ``reason`` holds the codes of ``REASONS``; rows that are not ``SCORED`` have NaN contacts
     and widths. Width = the contacts' distance along the closing axis (metres).
@@ -156,7 +159,8 @@ def close_and_check(points: np.ndarray, positions: np.ndarray, rotations: np.nda
     contacts, widths = np.full((num, 2, 3), np.nan), np.full(num, np.nan)
     if num == 0:
         return contacts, widths, reason
-    collide = (in_collision(points, positions, rotations, body) if check_collisions
+    solid = points if obstacles is None or not len(obstacles) else np.concatenate([points, obstacles])
+    collide = (in_collision(solid, positions, rotations, body) if check_collisions
                else np.zeros(num, dtype=bool))  # [G]
     reason[collide] = COLLISION
     free = np.flatnonzero(~collide)

@@ -39,6 +39,18 @@ def _count(text: str) -> int:
     return value
 
 
+def _floats(count: int):
+    def parse(text: str) -> list[float]:
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {count} comma-separated numbers") from None
+        if len(values) != count or not all(v == v and abs(v) != float("inf") for v in values):
+            raise argparse.ArgumentTypeError(f"expected {count} comma-separated finite numbers; got {text!r}")
+        return values
+    return parse
+
+
 def add_gripper_arguments(p: argparse.ArgumentParser) -> None:
     """The parallel-jaw gripper's dimensions (metres), shared by ``propose`` and ``score --poses``."""
     g = p.add_argument_group("gripper (metres)")
@@ -71,6 +83,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: shipped weights")
     p.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    scene = p.add_argument_group("scene clouds (an object on a table)")
+    scene.add_argument("--scene", action="store_true",
+                       help="remove the dominant support plane and keep one object cluster first; the plane "
+                            "still counts for collisions (see docs/proposals.md)")
+    scene.add_argument("--near", type=_floats(3), metavar="X,Y,Z", help="with --scene: keep the cluster nearest this point")
+    scene.add_argument("--box", type=_floats(6), metavar="X0,Y0,Z0,X1,Y1,Z1",
+                       help="with --scene: keep the largest cluster inside this box (cloud frame, metres)")
     add_gripper_arguments(p)
 
 
@@ -101,7 +120,21 @@ def run(args) -> int:
     config = PlannerConfig(num_seeds=args.seeds, approach_angles=args.angles, top_k=args.top, seed=args.seed)
     points, normals = load_points(args.cloud, args.mesh_points, args.units, args.seed)
     planner = GraspPlanner(GraspScorer.from_checkpoint(args.weights, device=args.device), body, config)
-    ranked = planner.propose(points, normals)
+    obstacles = None
+    if args.scene:
+        from grasp_equi.scene import segment_object
+
+        seg = segment_object(points, near=args.near, box=args.box)
+        if not args.json:
+            print(f"# scene: {len(seg.plane_idx)} support-plane points removed, object cluster "
+                  f"{len(seg.object_idx)} points of {len(points)} ({seg.num_clusters} clusters)")
+        solid = np.ones(len(points), dtype=bool)
+        solid[seg.object_idx] = False
+        points, normals, obstacles = points[seg.object_idx], None if normals is None else normals[seg.object_idx], \
+            points[solid]
+    elif args.near is not None or args.box is not None:
+        raise ValueError("--near and --box select an object in a scene: add --scene")
+    ranked = planner.propose(points, normals, obstacles=obstacles)
     if out is not None:
         ranked.save(out, overwrite=True)
     if args.json:

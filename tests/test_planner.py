@@ -202,6 +202,8 @@ def test_cli_propose_writes_npz_and_never_overwrites(tmp_path):
     assert out.read_bytes() == before
     missing = _cli("propose", "--cloud", str(tmp_path / "nope.npy"), cwd=tmp_path)
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    lonely = _cli("propose", "--cloud", str(cloud), "--near", "0,0,0", "--device", "cpu", cwd=tmp_path)
+    assert lonely.returncode == 1 and "--scene" in lonely.stderr and len(lonely.stderr.strip().splitlines()) == 1
     poses_file = tmp_path / "poses.npy"
     np.save(poses_file, data["poses"])
     scored = _cli("score", "--cloud", str(cloud), "--poses", str(poses_file), "--device", "cpu", cwd=tmp_path)
@@ -221,3 +223,48 @@ def test_bench_propose_record_counts_and_times(scorer):
     assert record["scoring_only_ms"] > 0
     table = propose_table([record])
     assert "propose total" in table and f"{counts['scored']:,}" in table
+
+
+def _table_scene(rng):
+    """A 40 x 40 cm table (z = 0, 3 mm grid + noise), a 4 x 9 x 12 cm box standing on it and a
+    6 cm ball 15 cm away: ``(points, box_mask)``."""
+    grid = np.arange(-0.2, 0.2, 0.004)
+    table = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
+    table = np.column_stack([table, rng.normal(scale=5e-4, size=len(table))])
+    box = _cloud(trimesh.creation.box(extents=[0.04, 0.09, 0.12]), 4000) + [0, 0, 0.06]
+    box = box[box[:, 2] > 0.002]  # the bottom face touches the table: the camera never sees it
+    ball = trimesh.creation.icosphere(radius=0.03).sample(1500) + [0.15, 0.0, 0.03]
+    pts = np.concatenate([table, box, ball])
+    return pts, np.r_[np.zeros(len(table), bool), np.ones(len(box), bool), np.zeros(len(ball), bool)]
+
+
+def test_scene_segmentation_keeps_the_object_and_the_planner_avoids_the_table(planner):
+    from grasp_equi.scene import segment_object
+
+    rng = np.random.default_rng(5)
+    pts, is_box = _table_scene(rng)
+    seg = segment_object(pts, near=[0.0, 0.0, 0.06])
+    kept = np.zeros(len(pts), bool)
+    kept[seg.object_idx] = True
+    assert (kept & is_box).sum() >= 0.97 * is_box.sum() and (kept & ~is_box).sum() <= 0.01 * kept.sum()
+    assert seg.plane is not None and abs(abs(seg.plane[2]) - 1) < 1e-3 and seg.num_clusters >= 2
+    ball = segment_object(pts, near=[0.15, 0.0, 0.03])  # the other object, by its request point
+    assert np.linalg.norm(pts[ball.object_idx].mean(axis=0) - [0.15, 0, 0.03]) < 0.01
+    boxed = segment_object(pts, box=[[-0.05, -0.06, -0.01], [0.05, 0.06, 0.2]])
+    assert set(boxed.object_idx) <= set(np.flatnonzero(is_box | (np.abs(pts[:, 2]) < 0.01)))
+    table = pts[seg.plane_idx]
+    ranked = planner.propose(pts[seg.object_idx], obstacles=table)
+    assert len(ranked) >= 1
+    positions, rotations = as_frames(ranked.poses)
+    assert not in_collision(pts, positions, rotations, planner.body).any()  # table and ball included
+    assert np.all(ranked.contacts[..., 2] > 0.002)  # contacts on the box, never on the table
+
+
+def test_scene_without_a_plane_is_one_object():
+    from grasp_equi.scene import segment_object
+
+    pts = _box_cloud(2000)
+    seg = segment_object(pts)
+    assert seg.plane is None and len(seg.object_idx) == len(pts) and len(seg.plane_idx) == 0
+    with pytest.raises(ValueError, match="no object left"):
+        segment_object(pts, box=[[1, 1, 1], [2, 2, 2]])

@@ -257,6 +257,32 @@ def test_propose_cloud_publishes_ranked_poses(client):
     assert counts(client, proposals=len(ranked.poses))["proposals"] >= len(ranked.poses)
 
 
+def test_propose_on_a_scene_cloud_avoids_the_table(client):
+    rng = np.random.default_rng(12)
+    grid = np.arange(-0.15, 0.15, 0.005)
+    table = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
+    table = np.column_stack([table, rng.normal(scale=5e-4, size=len(table))])
+    half = np.array([0.02, 0.045, 0.06])
+    box = rng.uniform(-1, 1, size=(3000, 3)) * half
+    face = rng.integers(0, 3, size=3000)
+    box[np.arange(3000), face] = rng.choice([-1.0, 1.0], size=3000) * half[face]
+    box = box[box[:, 2] > -0.058] + [0, 0, 0.06]  # standing on the table, bottom face unseen
+    scene = np.concatenate([table, box])
+    assert all(r.successful for r in set_parameters(client.node, "grasp_stability", {"scene.segment": True}))
+    try:
+        key = client.request_proposals(scene, frame="table")
+        ranked = client.wait_ranked(key, 3 * TIMEOUT)
+    finally:
+        set_parameters(client.node, "grasp_stability", {"scene.segment": False})
+    assert ranked is not None and len(ranked.poses) >= 1
+    poses = np.array([[p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
+                       p.orientation.z, p.orientation.w] for p in ranked.poses])
+    positions, rotations = as_frames(poses)
+    assert not in_collision(as_f32(scene), positions, rotations, GripperBody()).any()
+    result = client.wait_result(key, TIMEOUT)
+    assert result is not None and (result.points[:, 2] > 0.003).all()  # contacts on the box, not the table
+
+
 def _malformed_contacts(rng, points):
     """(name, expected reason in the log, message factory) for every malformed request."""
     good = random_grasps(points, 2, 2, rng)

@@ -28,6 +28,7 @@ from grasp_equi.checkpoint import CheckpointError
 from grasp_equi.gripper import quaternion_to_matrix
 from grasp_equi.planner import GraspPlanner
 from grasp_equi.poses import COLLISION, NO_CONTACT, SCORED, close_and_check
+from grasp_equi.scene import segment_object
 from grasp_equi.ros import codec
 from grasp_equi.ros.answers import pose_array, pose_columns, ranked_columns, ranked_pose_array
 from grasp_equi.ros.diagnostics import Stats, Throttle, diagnostic_array
@@ -227,7 +228,8 @@ class GraspNode(Node):
         settings = self.settings
         try:
             self.scorer.timings = {}
-            encoded = self._encoded(cloud, settings)
+            scene = request.kind == "propose" and settings.scene is not None  # encodes its object cluster itself
+            encoded = None if scene else self._encoded(cloud, settings)
             answer = {"propose": self._answer_propose, "poses": self._answer_poses,
                       "contacts": self._answer_contacts}[request.kind]
             start = time.monotonic()
@@ -286,7 +288,14 @@ class GraspNode(Node):
     def _answer_propose(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
         """Ranked proposals on the cloud: ``ranked_poses`` best first, their contacts in ``scored_grasps``."""
         planner = GraspPlanner(self.scorer, settings.body, settings.planner)
-        ranked = planner.propose(cloud.points, cloud.normals, encoded=encoded)
+        if settings.scene is None:
+            ranked = planner.propose(cloud.points, cloud.normals, encoded=encoded)
+        else:  # a scene: the object cluster is proposed on, the rest (the table) only blocks the gripper
+            seg = segment_object(cloud.points, config=settings.scene)
+            solid = np.ones(len(cloud.points), dtype=bool)
+            solid[seg.object_idx] = False
+            normals = None if cloud.normals is None else cloud.normals[seg.object_idx]
+            ranked = planner.propose(cloud.points[seg.object_idx], normals, obstacles=cloud.points[solid])
         self.stats.count("proposals", len(ranked))
         for step, ms in ranked.timings.items():
             self.scorer.timings[f"propose_{step}"] = ms

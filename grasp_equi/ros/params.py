@@ -20,6 +20,7 @@ from rclpy.parameter import Parameter
 from grasp_equi.gripper import JawGeometry
 from grasp_equi.planner import PlannerConfig
 from grasp_equi.poses import GripperBody
+from grasp_equi.scene import SceneConfig
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 SYNC_CHOICES = ("exact", "latest")
@@ -74,6 +75,12 @@ SPECS: tuple[Spec, ...] = (
          value_range=(1, 16)),
     Spec("propose.seed", 0, "propose_cloud: sampling seed (same cloud and seed, same proposals)",
          value_range=(0, 2**31 - 1)),
+    Spec("scene.segment", False, "propose_cloud: the cloud is a scene; remove the dominant support plane and "
+         "propose on the largest object cluster (the plane still counts for collisions)"),
+    Spec("scene.plane_distance", 0.005, "scene.segment: support-plane inlier distance, metres",
+         value_range=(0.0005, 0.1)),
+    Spec("scene.cluster_radius", 0.01, "scene.segment: points closer than this belong to one object, metres",
+         value_range=(0.001, 0.2)),
     Spec("markers.top_n", 5, "grippers drawn in markers (the best N; 0 = none)", value_range=(0, 100)),
     Spec("marker_size", 0.008, "diameter of the contact spheres in RViz, metres", value_range=(0.0001, 1.0)),
     Spec("diagnostics_period", 1.0, "seconds between /diagnostics messages", read_only=True,
@@ -102,6 +109,7 @@ class Settings:
     check_collisions: bool = True
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     markers_top_n: int = 5
+    scene: SceneConfig | None = None  # None: propose_cloud clouds are objects already
     marker_size: float = 0.008
     diagnostics_period: float = 1.0
     log_throttle: float = 5.0
@@ -161,5 +169,7 @@ def read_settings(node: Node) -> Settings:
     planner = PlannerConfig(num_seeds=value["propose.num_seeds"], approach_angles=value["propose.approach_angles"],
                             top_k=value["propose.top_k"], seed=value["propose.seed"])
     plain = {f.name: value[f.name] for f in fields(Settings) if f.name in value}
+    scene = (SceneConfig(plane_distance=value["scene.plane_distance"], cluster_radius=value["scene.cluster_radius"])
+             if value["scene.segment"] else None)
     return Settings(jaw=jaw, body=body, check_collisions=value["gripper.check_collisions"], planner=planner,
-                    markers_top_n=value["markers.top_n"], **plain)
+                    markers_top_n=value["markers.top_n"], scene=scene, **plain)
