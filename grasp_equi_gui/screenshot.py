@@ -98,6 +98,11 @@ class ScreenshotRun(QObject):
             self._fail(f"could not write {self.path}")
             return
         print(f"screenshot: {self.path} ({image.width()}x{image.height()})")
+        sweep, grasp = self.window.scene.sweep, self.window.scene.selected
+        if sweep is not None and grasp is not None and sweep.angles_deg:  # the numbers the picture shows
+            devs = ", ".join(f"{k} {sweep.max_deviation(k, grasp):.2g}" for k in sweep.scores)
+            print(f"sweep about {sweep.axis_label}: grasp #{grasp}, {len(sweep.angles_deg)}/{sweep.total_steps} "
+                  f"orientations, max deviation {devs}")
         self._finish(0)
 
     def _fail(self, message: str) -> None:

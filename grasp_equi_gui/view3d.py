@@ -2,8 +2,9 @@
 
 A thin ``pyqtgraph.opengl.GLViewWidget``: it reads the (posed) arrays from the ``Scene`` on
 every change and never holds state of its own; the mouse orbits and zooms the camera. Only
-the scene's visible grasps (its top-N filter) are drawn; K = 2 grasps also get a wireframe
-parallel-jaw gripper at their pose; hovering a contact shows that grasp's score.
+the scene's visible grasps (its top-N filter) are drawn; the selected grasp, when K = 2, also
+gets a wireframe parallel-jaw gripper at its pose (one gripper: ten would hide the object);
+hovering a contact shows that grasp's score.
 """
 
 from __future__ import annotations
@@ -46,12 +47,11 @@ class SceneView(gl.GLViewWidget):
         self.line_item = gl.GLLinePlotItem(pos=np.zeros((2, 3)), mode="lines", width=2.0, antialias=True)
         self.selected_contacts = gl.GLScatterPlotItem(pos=np.zeros((1, 3)), color=SELECTED, size=16.0, pxMode=True)
         self.selected_lines = gl.GLLinePlotItem(pos=np.zeros((2, 3)), mode="lines", width=5.0, color=SELECTED)
-        self.gripper_item = gl.GLLinePlotItem(pos=np.zeros((2, 3)), mode="lines", width=1.0, antialias=True)
         self.selected_gripper = gl.GLLinePlotItem(pos=np.zeros((2, 3)), mode="lines", width=2.5, color=SELECTED)
         self.axes_item = gl.GLAxisItem()
         self.hover_text = ""  # the score label under the mouse pointer ("" when none)
         self.setMouseTracking(True)
-        for item in (self.mesh_item, self.cloud_item, self.line_item, self.contact_item, self.gripper_item,
+        for item in (self.mesh_item, self.cloud_item, self.line_item, self.contact_item,
                      self.selected_lines, self.selected_contacts, self.selected_gripper, self.axes_item):
             item.setVisible(False)
             self.addItem(item)
@@ -94,8 +94,8 @@ class SceneView(gl.GLViewWidget):
         scene = self.scene
         shown = scene.visible() if scene.object is not None else []
         if not shown:
-            for item in (self.contact_item, self.line_item, self.gripper_item, self.selected_contacts,
-                         self.selected_lines, self.selected_gripper):
+            for item in (self.contact_item, self.line_item, self.selected_contacts, self.selected_lines,
+                         self.selected_gripper):
                 item.setVisible(False)
             return
         world = scene.world_grasps()
@@ -111,12 +111,6 @@ class SceneView(gl.GLViewWidget):
         self.line_item.setData(pos=np.concatenate(segments), color=seg_rgba)
         self.contact_item.setVisible(True)
         self.line_item.setVisible(True)
-        center = scene.world_points().mean(axis=0)  # [3]
-        jaws = [(gripper_segments(g, center), c) for g, c in zip(grasps, colours) if len(g) == 2]
-        if jaws:
-            self.gripper_item.setData(pos=np.concatenate([j for j, _ in jaws]),
-                                      color=np.concatenate([np.tile(c, (len(j), 1)) for j, c in jaws]))
-        self.gripper_item.setVisible(bool(jaws))
         self._redraw_selection()
 
     def _redraw_selection(self) -> None:
