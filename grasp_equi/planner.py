@@ -113,6 +113,27 @@ class GraspPlanner:
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1; got {top_k}")
         pts, nrm = check_cloud(points, normals)
+        encoded, positions, rotations, num_pairs = self.candidate_frames(pts, nrm, encoded, timings)
+        start = time.perf_counter()
+        obstacles = None if obstacles is None else np.asarray(obstacles, dtype=np.float64).reshape(-1, 3)
+        contacts, widths, reasons = close_and_check(pts, positions, rotations, self.body,
+                                                    obstacles=obstacles)  # [C, 2, 3], [C], [C]
+        timings["collide_close"] = _ms(start)
+        ok = np.flatnonzero(reasons == SCORED)  # [S]
+        start = time.perf_counter()
+        scores = self.scorer.score_encoded(encoded, contacts[ok]) if len(ok) else np.zeros(0, np.float32)
+        timings["score"] = _ms(start)
+        counts = {"pairs": num_pairs, "candidates": len(positions),
+                  "collision_free": int((reasons != 2).sum()), "scored": len(ok)}
+        keep = rank(scores, contacts[ok], rotations[ok][:, :, 2], top_k, cfg.nms_distance, cfg.nms_angle)
+        chosen = ok[keep]
+        return Proposals(to_pose7(positions[chosen], rotations[chosen]), contacts[chosen], widths[chosen],
+                         scores[keep].astype(np.float32), counts, timings)
+
+    def candidate_frames(self, pts: np.ndarray, nrm: np.ndarray | None, encoded, timings: dict):
+        """Steps 1-4 on a validated cloud: ``(encoded, positions [C, 3], rotations [C, 3, 3], pairs)``;
+        adds the "encode" and "sample" times (ms) to ``timings``."""
+        cfg = self.config
         start = time.perf_counter()
         encoded = self.scorer.encode(pts, nrm) if encoded is None else encoded
         timings["encode"] = _ms(start)
@@ -125,21 +146,7 @@ class GraspPlanner:
                                               pts.mean(axis=0), _farthest(pts), cfg.approach_angles,
                                               self.body.jaw.finger_depth)  # [C, 3], [C, 3, 3]
         timings["sample"] = _ms(start)
-        start = time.perf_counter()
-        obstacles = None if obstacles is None else np.asarray(obstacles, dtype=np.float64).reshape(-1, 3)
-        contacts, widths, reasons = close_and_check(pts, positions, rotations, self.body,
-                                                    obstacles=obstacles)  # [C, 2, 3], [C], [C]
-        timings["collide_close"] = _ms(start)
-        ok = np.flatnonzero(reasons == SCORED)  # [S]
-        start = time.perf_counter()
-        scores = self.scorer.score_encoded(encoded, contacts[ok]) if len(ok) else np.zeros(0, np.float32)
-        timings["score"] = _ms(start)
-        counts = {"pairs": len(pairs), "candidates": len(positions),
-                  "collision_free": int((reasons != 2).sum()), "scored": len(ok)}
-        keep = rank(scores, contacts[ok], rotations[ok][:, :, 2], top_k, cfg.nms_distance, cfg.nms_angle)
-        chosen = ok[keep]
-        return Proposals(to_pose7(positions[chosen], rotations[chosen]), contacts[chosen], widths[chosen],
-                         scores[keep].astype(np.float32), counts, timings)
+        return encoded, positions, rotations, len(pairs)
 
     def _pool_normals(self, encoded, pts: np.ndarray, nrm: np.ndarray | None, pool: np.ndarray) -> np.ndarray:
         """Outward unit normals ``[P, 3]`` at the pool points (given ones, else the scorer's estimate)."""

@@ -76,6 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="save poses (k,7), scores (k,), contacts (k,2,3), widths (k,) to this .npz")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same proposals)")
+    p.add_argument("--fingers", type=int, choices=(2, 3, 4, 5), default=2,
+                   help="2 = parallel jaws (default); 3-5 = a thumb opposing K-1 fingers 2 cm apart "
+                        "(contacts (k, K, 3); widths = thumb to the fingers)")
     p.add_argument("--seeds", type=_count, default=256, help="seed points for antipodal pairs (default 256)")
     p.add_argument("--angles", type=_count, default=8, help="approach angles about each closing line (default 8)")
     p.add_argument("--mesh-points", type=_count, default=20000, help="points sampled from a mesh --cloud")
@@ -134,7 +137,12 @@ def run(args) -> int:
             points[solid]
     elif args.near is not None or args.box is not None:
         raise ValueError("--near and --box select an object in a scene: add --scene")
-    ranked = planner.propose(points, normals, obstacles=obstacles)
+    if args.fingers == 2:
+        ranked = planner.propose(points, normals, obstacles=obstacles)
+    else:
+        from grasp_equi.fingers import propose_fingers
+
+        ranked = propose_fingers(planner, points, args.fingers, normals, obstacles=obstacles)
     if out is not None:
         ranked.save(out, overwrite=True)
     if args.json:

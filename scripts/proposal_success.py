@@ -24,6 +24,7 @@ import torch
 from grasp_equi.data.clouds import complete_cloud, partial_cloud
 from grasp_equi.data.grasps import project_to_surface
 from grasp_equi.data.objects import DEFAULT_SPLITS, make_object
+from grasp_equi.fingers import propose_fingers
 from grasp_equi.planner import GraspPlanner, PlannerConfig
 from grasp_equi.poses import GripperBody
 from grasp_equi.quality import label_grasps
@@ -32,18 +33,29 @@ from grasp_equi.scorer import GraspScorer
 STABLE = 0.5
 
 
+FINGERS = 2  # set by --fingers
+
+
+def propose(planner: GraspPlanner, points: np.ndarray, top_k: int | None = None):
+    """The jaw planner's proposals, or K-finger ones with ``--fingers K``."""
+    if FINGERS == 2:
+        return planner.propose(points, top_k=top_k)
+    return propose_fingers(planner, points, FINGERS, top_k=top_k)
+
+
 def labels_for(obj, contacts: np.ndarray, rng) -> np.ndarray:
-    """Robust P(force closure) ``[G]`` of contacts ``[G, 2, 3]`` snapped onto the true surface."""
+    """Robust P(force closure) ``[G]`` of contacts ``[G, K, 3]`` snapped onto the true surface."""
     if len(contacts) == 0:
         return np.zeros(0)
+    k = contacts.shape[1]
     surface, normals = project_to_surface(obj, contacts.reshape(-1, 3))
-    p, _ = label_grasps(surface.reshape(-1, 2, 3), normals.reshape(-1, 2, 3), obj.center, obj.radius, rng=rng)
+    p, _ = label_grasps(surface.reshape(-1, k, 3), normals.reshape(-1, k, 3), obj.center, obj.radius, rng=rng)
     return p
 
 
 def one_cloud(planner: GraspPlanner, obj, points: np.ndarray, rng) -> dict:
     start = time.perf_counter()
-    ranked = planner.propose(points)
+    ranked = propose(planner, points)
     seconds = time.perf_counter() - start
     row = {"counts": ranked.counts, "seconds": round(seconds, 3)}
     if not len(ranked):
@@ -57,7 +69,7 @@ def candidates_mean(planner: GraspPlanner, obj, points: np.ndarray, rng, limit: 
     """Mean stable rate over (up to ``limit``) scored candidates: a random pick's success rate."""
     wide = GraspPlanner(planner.scorer, planner.body,
                         PlannerConfig(**{**planner.config.__dict__, "top_k": limit, "nms_distance": 0.0}))
-    ranked = wide.propose(points)
+    ranked = propose(wide, points, top_k=limit)
     if not len(ranked):
         return None
     pick = np.random.default_rng(0).permutation(len(ranked))[:limit]
@@ -70,7 +82,11 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--out", default="docs/proposal_success.json")
+    parser.add_argument("--fingers", type=int, choices=(2, 3, 4, 5), default=2)
+    parser.add_argument("--views", default="complete,partial")
     args = parser.parse_args()
+    global FINGERS
+    FINGERS = args.fingers
     torch.set_num_threads(1)
     planner = GraspPlanner(GraspScorer.from_checkpoint(device="cpu"), GripperBody(), PlannerConfig())
     rows = []
@@ -80,6 +96,8 @@ def main() -> int:
             obj = make_object(family, rng)
             clouds = {"complete": complete_cloud(obj, args.points, rng)[0], "partial": partial_cloud(obj, rng)[0]}
             for view, points in clouds.items():
+                if view not in args.views.split(","):
+                    continue
                 row = {"family": family, "object": i, "view": view, "n_points": len(points)}
                 row.update(one_cloud(planner, obj, points, rng))
                 row["candidates_stable_rate"] = candidates_mean(planner, obj, points, rng)
@@ -98,7 +116,8 @@ def main() -> int:
                 "random_candidate_stable_rate": round(float(np.mean(base)), 3) if base else None,
                 "median_seconds": round(float(np.median([r["seconds"] for r in sel])), 3) if sel else None,
             }
-    Path(args.out).write_text(json.dumps({"summary": summary, "stable_threshold": STABLE, "rows": rows}, indent=1))
+    Path(args.out).write_text(json.dumps({"summary": summary, "stable_threshold": STABLE, "fingers": FINGERS,
+                                          "rows": rows}, indent=1))
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -268,3 +268,39 @@ def test_scene_without_a_plane_is_one_object():
     assert seg.plane is None and len(seg.object_idx) == len(pts) and len(seg.plane_idx) == 0
     with pytest.raises(ValueError, match="no object left"):
         segment_object(pts, box=[[1, 1, 1], [2, 2, 2]])
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+def test_finger_proposals_touch_the_cloud_and_keep_the_hand_clear(planner, k):
+    from dataclasses import replace
+
+    from grasp_equi.fingers import finger_offsets, propose_fingers
+
+    points = _box_cloud(2500)
+    ranked = propose_fingers(planner, points, k, top_k=3)
+    assert len(ranked) >= 1 and ranked.contacts.shape[1:] == (k, 3) and np.all(np.diff(ranked.scores) <= 0)
+    dist, _ = cKDTree(points).query(ranked.contacts.reshape(-1, 3))
+    assert dist.max() < 0.005  # a contact is its patch's mean: within the cloud's ~4 mm spacing
+    positions, rotations = as_frames(ranked.poses)
+    jaw = planner.body.jaw
+    hand = replace(planner.body, jaw=replace(jaw, finger_width=float(np.ptp(finger_offsets(k, 0.02))) + 0.01))
+    assert not in_collision(points, positions, rotations, hand).any()
+    local = np.einsum("gki,gij->gkj", ranked.contacts - positions[:, None], rotations)  # [n, k, 3] hand frame
+    assert (local[:, 0, 1] > 0).all() and (local[:, 1:, 1] < 0).all()  # thumb on +y, fingers opposite
+    np.testing.assert_allclose(np.abs(local[:, 0, 1] - local[:, 1:, 1].mean(axis=1)), ranked.widths, atol=1e-9)
+    np.testing.assert_allclose(local[:, 1:, 0], np.broadcast_to(finger_offsets(k, 0.02), local[:, 1:, 0].shape),
+                               atol=0.0101)  # each fingertip within its pad (1 cm wide) of its line
+
+
+def test_finger_proposals_are_invariant_and_check_k(scorer):
+    from grasp_equi.fingers import propose_fingers
+
+    rng = np.random.default_rng(8)
+    points = _cloud(make_object("cylinder", np.random.default_rng(2)).mesh, 2500)
+    points = points + rng.normal(scale=2e-4, size=points.shape)
+    planner = GraspPlanner(scorer, config=SMALL)
+    base = propose_fingers(planner, points, 3)
+    rot, trans = random_rotation(rng), rng.uniform(-1, 1, size=3)
+    _assert_same_ranking_moved(base, propose_fingers(planner, points @ rot.T + trans, 3), rot, trans)
+    with pytest.raises(ValueError, match="3..5"):
+        propose_fingers(planner, points, 6)
