@@ -73,14 +73,15 @@ def body_boxes(position: np.ndarray, rotation: np.ndarray, width: float, body: G
 def as_frames(poses) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``(G, 3)`` and rotations ``(G, 3, 3)`` from ``(G, 7)`` or ``(G, 4, 4)`` poses.
 
-    Raises ``ValueError`` for other shapes, NaN/inf, zero quaternions or matrices that are not
-    rotations (|R^T R - I| > 1e-4 or det < 0).
+    A single ``(7,)`` or ``(4, 4)`` pose counts as ``G = 1``. Raises ``ValueError`` for other
+    shapes, NaN/inf, zero quaternions, matrices whose 3x3 block is not a rotation
+    (|R^T R - I| > 1e-4 or det < 0) or whose last row is not (0, 0, 0, 1).
     """
     try:
         arr = np.asarray(poses, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(f"poses must be a numeric (G, 7) or (G, 4, 4) array: {err}") from None
-    if arr.ndim == 1 and arr.shape == (7,) or arr.shape == (4, 4):
+    if arr.shape in ((7,), (4, 4)):
         arr = arr[None]
     if not np.isfinite(arr).all():
         bad = int(np.argmax(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))) if arr.ndim > 1 else 0
@@ -91,8 +92,10 @@ def as_frames(poses) -> tuple[np.ndarray, np.ndarray]:
         rot = arr[:, :3, :3]
         err = np.abs(np.einsum("gji,gjk->gik", rot, rot) - np.eye(3)).max(axis=(1, 2)) if len(arr) else np.zeros(0)
         bad = (err > 1e-4) | (np.linalg.det(rot) < 0) if len(arr) else np.zeros(0, bool)
+        bad |= np.abs(arr[:, 3] - [0.0, 0.0, 0.0, 1.0]).max(axis=1) > 1e-6 if len(arr) else bad
         if bad.any():
-            raise ValueError(f"pose {int(np.argmax(bad))}: the 3x3 block is not a rotation matrix")
+            raise ValueError(f"pose {int(np.argmax(bad))}: not a rigid transform (the 3x3 block must be a "
+                             "rotation, the last row 0 0 0 1)")
         return arr[:, :3, 3].copy(), rot.copy()
     raise ValueError(f"poses must have shape (G, 7) (x, y, z, qx, qy, qz, qw) or (G, 4, 4); got {arr.shape}")
 

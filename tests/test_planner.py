@@ -304,3 +304,29 @@ def test_finger_proposals_are_invariant_and_check_k(scorer):
     _assert_same_ranking_moved(base, propose_fingers(planner, points @ rot.T + trans, 3), rot, trans)
     with pytest.raises(ValueError, match="3..5"):
         propose_fingers(planner, points, 6)
+
+
+def test_pose_formats_and_odd_inputs():
+    rng = np.random.default_rng(3)
+    rot = np.stack([random_rotation(rng) for _ in range(4)])
+    pos = rng.normal(size=(4, 3))
+    seven = to_pose7(pos, rot)
+    p7, r7 = as_frames(seven)
+    np.testing.assert_allclose(r7, rot, atol=1e-12)
+    np.testing.assert_allclose(p7, pos)
+    matrices = np.tile(np.eye(4), (4, 1, 1))
+    matrices[:, :3, :3], matrices[:, :3, 3] = rot, pos
+    np.testing.assert_allclose(as_frames(matrices)[1], rot)
+    assert as_frames(seven[0])[0].shape == (1, 3) and as_frames(matrices[0])[1].shape == (1, 3, 3)  # one pose
+    assert as_frames(np.zeros((0, 7)))[1].shape == (0, 3, 3)
+    unnormalised = seven.copy()
+    unnormalised[:, 3:] *= 7.0  # any quaternion length is fine
+    np.testing.assert_allclose(as_frames(unnormalised)[1], rot, atol=1e-12)
+    for bad, reason in [(np.zeros((2, 7)), "quaternion"), (np.full((1, 7), np.nan), "NaN"),
+                        (np.ones((3, 6)), "shape"), ([[1, 2], [3]], "numeric")]:
+        with pytest.raises(ValueError, match=reason):
+            as_frames(bad)
+    skewed = matrices.copy()
+    skewed[1, 3, 0] = 0.5
+    with pytest.raises(ValueError, match="pose 1: not a rigid transform"):
+        as_frames(skewed)
