@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from grasp_equi.geometry import NeighbourIndex
 from grasp_equi.graph import contact_normals, normalise_contacts
 from grasp_equi.poses import MIN_WIDTH, SCORED, GripperBody, close_and_check, to_pose7
 from grasp_equi.validation import check_cloud
@@ -153,9 +154,9 @@ class GraspPlanner:
         if nrm is not None:
             given = nrm[pool]
             return given / np.linalg.norm(given, axis=1, keepdims=True)
-        cloud = encoded.cloud
-        local = normalise_contacts(encoded.points[torch.as_tensor(pool, device=encoded.points.device)], cloud)
-        index = cloud.index
+        cloud = encoded.cloud  # may be of a subset of pts (the node's sample_points): only its frame is used
+        local = normalise_contacts(torch.as_tensor(pts[pool], device=encoded.points.device), cloud)  # [P, 3]
+        index = cloud.index or NeighbourIndex(normalise_contacts(encoded.points, cloud))
         normals = contact_normals(local, index, self.scorer.config.normal_k, cloud.orientation)  # [P, 3]
         return normals.detach().cpu().double().numpy()
 

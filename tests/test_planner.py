@@ -50,7 +50,7 @@ def _check_proposals(ranked, points, body):
     positions, rotations = as_frames(ranked.poses)
     assert not in_collision(points, positions, rotations, body).any()
     dist, _ = cKDTree(points).query(ranked.contacts.reshape(-1, 3))
-    assert dist.max() < 0.003, dist.max()
+    assert dist.max() < 0.005, dist.max()  # a contact is its patch's mean: within the cloud's ~3-4 mm spacing
     assert (ranked.widths > 0).all() and (ranked.widths <= body.jaw.max_width).all()
     assert np.all(np.diff(ranked.scores) <= 0)
     # the contacts lie between the pads: on the closing axis, inside the pad's depth
@@ -330,3 +330,12 @@ def test_pose_formats_and_odd_inputs():
     skewed[1, 3, 0] = 0.5
     with pytest.raises(ValueError, match="pose 1: not a rigid transform"):
         as_frames(skewed)
+
+
+def test_a_cloud_encoded_from_a_subset_serves_the_full_cloud(scorer):
+    """The node encodes a fixed subset (sample_points) and proposes on the full cloud."""
+    points = _box_cloud(3000)
+    subset = points[np.sort(np.random.default_rng(0).choice(len(points), 1000, replace=False))]
+    planner = GraspPlanner(scorer, config=SMALL)
+    ranked = planner.propose(points, encoded=scorer.encode(subset))
+    _check_proposals(ranked, points, planner.body)
