@@ -54,8 +54,12 @@ def score_samples(scorer: GraspScorer, samples: list, rotate: bool = False, seed
 
 def breakdown(res: dict[str, np.ndarray]) -> dict:
     """Metrics overall, complete vs partial, per K, per (view, K) and per family."""
+    judged = ~np.isnan(res["score"])  # grasps with a contact off the surface get no score
+
     def stats(mask):
-        return metrics.summary(res["score"][mask], res["label"][mask], res["cloud"][mask])
+        keep = mask & judged
+        out = metrics.summary(res["score"][keep], res["label"][keep], res["cloud"][keep])
+        return {**out, "judged_fraction": float(keep.sum() / max(mask.sum(), 1))}
 
     everything = np.ones(len(res["score"]), dtype=bool)
     views = {"complete": ~res["partial"], "partial": res["partial"]}
@@ -68,7 +72,7 @@ def breakdown(res: dict[str, np.ndarray]) -> dict:
         out["by_k"][int(k)] = stats(res["k"] == k)
     for fam in sorted(set(res["family"].tolist())):
         out["by_family"][fam] = stats(res["family"] == fam)
-    out["calibration"] = metrics.calibration_bins(res["score"], res["label"])
+    out["calibration"] = metrics.calibration_bins(res["score"][judged], res["label"][judged])
     return out
 
 
@@ -82,16 +86,30 @@ def invariance_error(scorer: GraspScorer, samples: list, num_clouds: int, seed: 
             continue
         points = np.asarray(s.points, dtype=np.float64)
         moved_points, moved_grasps = random_pose(rng, points, grasps, reflect=bool(i % 2))
-        diffs.append(np.abs(scorer.score(moved_points, moved_grasps) - scorer.score(points, grasps)))
+        moved, base = scorer.score(moved_points, moved_grasps), scorer.score(points, grasps)
+        # a grasp judged in one pose and not in the other is the worst invariance failure there is
+        diffs.append(np.where(np.isnan(moved) == np.isnan(base), np.nan_to_num(np.abs(moved - base)), np.inf))
     if not diffs:
         return {"clouds": 0, "max_abs": None, "mean_abs": None}
     d = np.concatenate(diffs)
     return {"clouds": len(diffs), "grasps": int(len(d)), "max_abs": float(d.max()), "mean_abs": float(d.mean()),
-            "motions": "random rotation + translation up to 1 m; every second one with a reflection"}
+            "motions": "random rotation + translation up to 1 m; every second one with a reflection",
+            "adversarial": adversarial_invariance(scorer, seed)}
+
+
+def adversarial_invariance(scorer: GraspScorer, seed: int = 0) -> dict[str, float]:
+    """Max |score change| per cloud of ``grasp_equi.adversarial.adversarial_family`` (grids, symmetric
+    meshes, repeated points, depth views) under rigid motions up to 100 m away."""
+    from grasp_equi.adversarial import adversarial_family, invariance_error as case_error, rigid_motions
+
+    motions = rigid_motions(seed)
+    return {case.name: case_error(scorer.score, case, motions) for case in adversarial_family(seed)}
 
 
 def calibration_plot(res: dict[str, np.ndarray], path: Path, title: str) -> None:
     """Reliability diagram (complete / partial) and score histograms of stable vs unstable grasps."""
+    judged = ~np.isnan(res["score"])
+    res = {name: values[judged] for name, values in res.items()}
     import matplotlib
 
     matplotlib.use("Agg")

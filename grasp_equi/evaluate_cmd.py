@@ -53,10 +53,12 @@ def run(args) -> int:
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     calibration_plot(res, png, f"{out['model']} on {out['split']} families ({out['clouds']} clouds"
                                f"{', random poses' if args.rotate else ''})")
-    o = out["overall"]
-    print(f"{out['clouds']} clouds, {o['num_grasps']} grasps: AUC {o['auc']:.3f}, accuracy {o['accuracy']:.3f}, "
-          f"Brier {o['brier']:.3f}, top-1 {o['top1_precision']:.3f}; invariance max |d| "
-          f"{out['invariance']['max_abs']}; wrote {args.json} and {png}")
+    o, inv = out["overall"], out["invariance"]
+    print(f"{out['clouds']} clouds, {o['num_grasps']} grasps scored ({100 * o['judged_fraction']:.1f} % judged): "
+          f"AUC {o['auc']:.3f}, accuracy {o['accuracy']:.3f}, Brier {o['brier']:.3f}, top-1 {o['top1_precision']:.3f}; "
+          f"invariance max |d| {inv['max_abs']:.2e} (adversarial clouds: {max(inv.get('adversarial', {0: 0}).values()):.2e}); "
+          f"wrote {args.json} and {png}")
     for view, per_k in out["by_view_k"].items():
-        print(f"  {view}: " + ", ".join(f"K={k} AUC {m['auc']:.3f} ({m['num_grasps']})" for k, m in per_k.items()))
+        print(f"  {view}: " + ", ".join(f"K={k} AUC {m['auc']:.3f} ({m['num_grasps']}, "
+                                       f"{100 * m['judged_fraction']:.0f} % judged)" for k, m in per_k.items()))
     return 0

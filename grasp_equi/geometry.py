@@ -66,35 +66,77 @@ def transform_points(points: np.ndarray, rot: np.ndarray, trans: np.ndarray | No
     return out if trans is None else out + np.asarray(trans)
 
 
-def farthest_point_sampling(points: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """Indices ``[num_samples]`` of points picked by farthest-point sampling.
+# Ties in an argmax or a ranking go to the lowest point index: values are compared after scaling by
+# (1 -/+ TIE_BIAS * index), so exactly tied values differ by >= TIE_BIAS relative, far above the
+# rounding that moves the same cloud's values in another pose (~1e-12 relative in float64, 100 m
+# away), and values that differ by more than TIE_BIAS * N (1e-5 at N = 100k) keep their order.
+TIE_BIAS = 1e-10
+_DEDUP_KEY = (0.7548776662466927, 0.5698402909980532, 0.3141592653589793)  # any fixed, "irrational" weights
 
-    The first pick is the point farthest from the centroid, a rotation- and
-    permutation-invariant choice (a fixed index or a random start would not be). Returns
-    all indices when the cloud has no more than ``num_samples`` points.
+
+def tie_break_factors(n: int, like: torch.Tensor) -> torch.Tensor:
+    """``[n]`` factors ``1 - TIE_BIAS * i``: multiply non-negative values by them before an argmax so that
+    ties (exact, or off by rounding) go to the lowest index."""
+    return 1.0 - TIE_BIAS * torch.arange(n, dtype=like.dtype, device=like.device)
+
+
+def unique_points(points: torch.Tensor, normals: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``points`` ``[N, 3]`` without exact duplicates (first occurrences, in input order) and their ``normals``.
+
+    Merged frames and repeated scans hold the same point many times; a copy adds nothing to the
+    surface but fills k-NN neighbourhoods with one location (zero covariance) and shifts the
+    centroid. Exact copies stay exact copies in any pose, so merging them is pose-independent.
+    A fixed linear key finds clouds without copies in one sort (equal rows have equal keys);
+    only clouds with equal keys pay for the exact row-wise ``unique``.
+    """
+    key = points @ torch.tensor(_DEDUP_KEY, dtype=points.dtype, device=points.device)  # [N]
+    sorted_key = torch.sort(key).values  # [N]
+    if not bool((sorted_key[1:] == sorted_key[:-1]).any()):
+        return points, normals
+    rows = np.ascontiguousarray(points.detach().cpu().numpy())  # [N, 3]
+    _, first = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * 3))).ravel(), return_index=True)
+    if first.shape[0] == points.shape[0]:
+        return points, normals
+    keep = torch.from_numpy(np.sort(first)).to(points.device)  # [U] input order
+    return points[keep], None if normals is None else normals[keep]
+
+
+def farthest_point_sampling(points: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Indices ``[num_samples]`` of points picked by farthest-point sampling (Eldar et al. 1997).
+
+    The first pick is the point farthest from the centroid, a rotation-invariant choice (a fixed
+    index or a random start would not be). Every argmax breaks ties (exact, or off by rounding)
+    towards the lowest index (``TIE_BIAS``), so the same array in any rigid pose gives the same
+    picks (pass float64 points: float32 rounding is larger than the bias). A permutation of a
+    cloud without exact distance ties gives the same points; with ties (grids, symmetric shapes)
+    it may pick other, equally far points. Returns all indices when the cloud has no more than
+    ``num_samples`` points.
 
     The loop is inherently sequential (``num_samples`` passes over the cloud), so its cost
-    is per-step overhead: on the CPU it runs in numpy (about 4x fewer microseconds per
-    step than torch), on the GPU in torch without host syncs, replayed from a CUDA graph
-    (``cuda_fps``). All compute the same squared distances and pick the same points.
+    is per-step overhead: on the CPU it runs in numpy, on the GPU in torch without host syncs,
+    replayed from a CUDA graph (``cuda_fps``). All compute the same distances and picks.
     """
     n = points.shape[0]
     if n <= num_samples:
         return torch.arange(n, device=points.device)
     centroid = points.mean(dim=0, keepdim=True)  # [1, 3]
-    start = torch.argmax(((points - centroid) ** 2).sum(dim=1))  # [] on points.device
+    factors = tie_break_factors(n, points)  # [N]
+    start = torch.argmax(((points - centroid) ** 2).sum(dim=1) * factors)  # [] on points.device
     if points.device.type == "cpu":
-        picked = _fps_numpy(points.detach().numpy(), int(start), num_samples)
+        picked = _fps_numpy(points.detach().numpy(), int(start), num_samples, factors.numpy())
         return torch.from_numpy(picked)
     if points.device.type == "cuda" and cuda_fps.enabled():
         return cuda_fps.sample(points, start, num_samples, _fps_torch)  # one graph replay per call
     return _fps_torch(points, start, num_samples)
 
 
-def _fps_numpy(points: np.ndarray, start: int, num_samples: int) -> np.ndarray:
-    """Farthest-point sampling from index ``start`` on a ``[N, 3]`` array (CPU path)."""
+def _fps_numpy(points: np.ndarray, start: int, num_samples: int, factors: np.ndarray) -> np.ndarray:
+    """Farthest-point sampling from index ``start`` on a ``[N, 3]`` array (CPU path); ``factors`` ``[N]``
+    from ``tie_break_factors``. The distances kept are scaled by them (a minimum commutes with a
+    positive factor), so the argmax sees tie-broken values at the cost of one multiply."""
     x, y, z = np.ascontiguousarray(points.T)  # 3 x [N]: contiguous columns, no strided reads
-    min_dist = np.full(len(x), np.inf, dtype=points.dtype)  # [N] squared distance to the picked set
+    min_dist = np.full(len(x), np.inf, dtype=points.dtype)  # [N] scaled squared distance to the picked set
     dist = np.empty_like(min_dist)  # [N] preallocated: no allocation inside the loop
     diff = np.empty_like(min_dist)  # [N]
     picked = np.empty(num_samples, dtype=np.int64)  # [M]
@@ -109,6 +151,7 @@ def _fps_numpy(points: np.ndarray, start: int, num_samples: int) -> np.ndarray:
         np.subtract(z, z[current], out=diff)
         diff *= diff
         dist += diff
+        dist *= factors
         np.minimum(min_dist, dist, out=min_dist)
         current = int(min_dist.argmax())
     return picked
@@ -120,13 +163,14 @@ def _fps_torch(points: torch.Tensor, start: torch.Tensor, num_samples: int) -> t
     The current pick stays a device tensor, so the loop never waits for the GPU.
     """
     cols = points.t().contiguous()  # [3, N]
+    factors = tie_break_factors(points.shape[0], points)  # [N]
     min_dist = torch.full((points.shape[0],), float("inf"), device=points.device, dtype=points.dtype)  # [N]
     picked = torch.empty(num_samples, dtype=torch.long, device=points.device)  # [M]
     current = start.reshape(1)  # [1]
     for i in range(num_samples):
         picked[i:i + 1] = current
         diff = cols - cols.index_select(1, current)  # [3, N]
-        torch.minimum(min_dist, (diff * diff).sum(dim=0), out=min_dist)
+        torch.minimum(min_dist, (diff * diff).sum(dim=0) * factors, out=min_dist)
         current = torch.argmax(min_dist).reshape(1)
     return picked
 
@@ -135,9 +179,9 @@ class NeighbourIndex:
     """Exact k-nearest-neighbour queries into one cloud ``[N, 3]``, built once, queried often.
 
     CPU: a k-d tree (scipy; building it costs O(N log N), less than the O(n_q N) distance
-    matrix). GPU: the exact distance matrix and ``topk``. Both return the same sets (up to
-    exact ties); the order within a row is not used by callers. The scorer queries the same
-    index for the node normals and, later, for the normals at every batch of contacts.
+    matrix). GPU: the exact distance matrix and ``topk``. Both return the same sets up to
+    exact ties; callers must not depend on which of several tied points is returned (see
+    ``neighbourhood_weights``) nor on the order within a row.
     """
 
     def __init__(self, cloud: torch.Tensor):
@@ -150,12 +194,20 @@ class NeighbourIndex:
 
     def query(self, queries: torch.Tensor, k: int) -> torch.Tensor:
         """Indices ``[n_q, k]`` of the ``k`` nearest cloud points of each query."""
+        return self.query_with_distances(queries, k)[1]
+
+    def query_with_distances(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances ``[n_q, k]`` (ascending, the cloud's dtype) and indices ``[n_q, k]`` of the ``k``
+        nearest cloud points of each query."""
         k = min(k, self.cloud.shape[0])
         if self._tree is not None:
-            _, idx = self._tree.query(queries.detach().numpy().astype(np.float64), k=k)
-            return torch.from_numpy(np.asarray(idx, dtype=np.int64).reshape(queries.shape[0], k))
-        dist = exact_cdist(queries, self.cloud)  # [n_q, N]
-        return dist.topk(k, dim=1, largest=False).indices  # [n_q, k]
+            dist, idx = self._tree.query(queries.detach().numpy().astype(np.float64), k=k)
+            shape = (queries.shape[0], k)
+            return (torch.from_numpy(np.asarray(dist).reshape(shape)).to(self.cloud.dtype),
+                    torch.from_numpy(np.asarray(idx, dtype=np.int64).reshape(shape)))
+        dist = exact_cdist(queries.to(self.cloud.dtype), self.cloud)  # [n_q, N]
+        near = dist.topk(k, dim=1, largest=False)  # sorted ascending
+        return near.values, near.indices  # [n_q, k], [n_q, k]
 
 
 def nearest_neighbours(queries: torch.Tensor, cloud: torch.Tensor, k: int) -> torch.Tensor:
@@ -163,31 +215,77 @@ def nearest_neighbours(queries: torch.Tensor, cloud: torch.Tensor, k: int) -> to
     return NeighbourIndex(cloud).query(queries, k)
 
 
+# A smooth k-NN neighbourhood: the kernel reaches out to KERNEL_REACH x the k-th neighbour's distance
+# (capped by the farthest of QUERY_FACTOR x k candidates); (1 - t^2)^2 spans about the same area as
+# k uniform weights (second moment 0.56 vs 0.5 of the k-th distance squared).
+KERNEL_REACH = 1.5
+QUERY_FACTOR = 3
+
+
+def neighbourhood_weights(dist: torch.Tensor, k: int) -> torch.Tensor:
+    """Weights ``[n_q, n_c]`` in [0, 1] of candidate neighbours at distances ``dist`` ``[n_q, n_c]`` (ascending).
+
+    A hard k-NN set changes when two distances swap at the k-th place (a grid, a ring of
+    equidistant points), and the swap depends on rounding, so on the pose. Here each candidate
+    gets ``(1 - (d / r)^2)^2`` with ``r = min(KERNEL_REACH d_k, d_max)``: ``r`` is a continuous
+    function of the cloud, every point closer than ``r`` is among the candidates whatever the
+    tie-breaking, and points at ``r`` (the only ones a tie could swap) weigh exactly 0.
+    """
+    k = min(k, dist.shape[1])
+    reach = torch.minimum(KERNEL_REACH * dist[:, k - 1], dist[:, -1])[:, None]  # [n_q, 1]
+    t = (dist / reach.clamp_min(torch.finfo(dist.dtype).tiny)).clamp(max=1.0)  # [n_q, n_c]
+    return (1.0 - t * t) ** 2
+
+
 def local_pca(queries: torch.Tensor, cloud: torch.Tensor, k: int, index: NeighbourIndex | None = None,
               dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues ``[n_q, 3]`` (ascending) and eigenvectors ``[n_q, 3, 3]`` (columns) of the
-    covariance of each query's ``k`` nearest ``cloud`` points; ``dtype`` (default: the cloud's)
-    moves the neighbourhoods to the CPU in that precision first."""
-    knn = (index or NeighbourIndex(cloud)).query(queries, k)  # [n_q, k]
-    neigh = cloud[knn]  # [n_q, k, 3]
+    """Eigenvalues ``[n_q, 3]`` (ascending) and eigenvectors ``[n_q, 3, 3]`` (columns) of the weighted
+    covariance of each query's smooth k-neighbourhood in ``cloud`` (``neighbourhood_weights``: no
+    tie at the k-th neighbour can change it). ``dtype`` (default: the cloud's) moves the
+    neighbourhoods to the CPU in that precision first."""
+    dist, knn = (index or NeighbourIndex(cloud)).query_with_distances(queries, QUERY_FACTOR * k)  # [n_q, c] x2
+    neigh = cloud[knn]  # [n_q, c, 3]
     if dtype is not None:
-        neigh = neigh.detach().cpu().to(dtype)
-    centred = neigh - neigh.mean(dim=1, keepdim=True)  # [n_q, k, 3]
-    return torch.linalg.eigh(centred.transpose(1, 2) @ centred)  # [n_q, 3], [n_q, 3, 3]
+        neigh, dist = neigh.detach().cpu().to(dtype), dist.detach().cpu().to(dtype)
+    weights = neighbourhood_weights(dist.to(neigh.dtype), k)[:, :, None]  # [n_q, c, 1]
+    total = weights.sum(dim=1, keepdim=True)  # [n_q, 1, 1] > 0: the nearest point weighs 1
+    mean = (weights * neigh).sum(dim=1, keepdim=True) / total  # [n_q, 1, 3]
+    centred = (neigh - mean) * weights.sqrt()  # [n_q, c, 3]
+    return torch.linalg.eigh(centred.transpose(1, 2) @ centred / total)  # [n_q, 3], [n_q, 3, 3]
+
+
+# Sign decisions fade linearly to 0 within this band around their boundary (see ``soft_sign``).
+SIGN_BAND = 0.1
+
+
+def soft_sign(x: torch.Tensor, band: float = SIGN_BAND) -> torch.Tensor:
+    """``clamp(x / band, -1, 1)``: the sign of ``x`` where ``|x| >= band``, a linear ramp through 0 inside.
+
+    A hard sign of a value near 0 flips with rounding (so with the pose); a normal scaled by this
+    shrinks continuously to zero length instead, and rounding moves it by ~1e-15 / band.
+    """
+    return (x / band).clamp(-1.0, 1.0)
+
+
+def unsigned_normals(queries: torch.Tensor, cloud: torch.Tensor, k: int = 16,
+                     index: NeighbourIndex | None = None) -> torch.Tensor:
+    """Unit normals ``[n_q, 3]`` of unknown sign: the least-variance direction of ``local_pca``."""
+    return local_pca(queries, cloud, k, index)[1][:, :, 0]
 
 
 def estimate_normals(
     queries: torch.Tensor, cloud: torch.Tensor, k: int = 16, center: torch.Tensor | None = None,
     index: NeighbourIndex | None = None,
 ) -> torch.Tensor:
-    """Unit normals at ``queries`` by PCA of their ``k`` nearest neighbours in ``cloud``.
+    """Normals ``[n_queries, 3]`` at ``queries`` by weighted PCA of their smooth k-neighbourhood in ``cloud``.
 
     The sign is chosen equivariantly: each normal points away from ``center`` (default: the
-    cloud's centroid), never toward a fixed axis or camera. ``index`` (over ``cloud``) saves
-    rebuilding the neighbour search. Returns ``[n_queries, 3]``.
+    cloud's centroid), never toward a fixed axis or camera. Where the surface runs almost along
+    the direction from the centre (``|cos| < SIGN_BAND``) that choice is ambiguous and the normal
+    is shortened continuously to zero there (``soft_sign``); elsewhere it has unit length.
+    ``index`` (over ``cloud``) saves rebuilding the neighbour search.
     """
     center = cloud.mean(dim=0) if center is None else center  # [3]
-    _, eigvec = local_pca(queries, cloud, k, index)  # eigenvalues ascending
-    normals = eigvec[:, :, 0]  # [n_q, 3], direction of least variance
-    outward = ((queries - center) * normals).sum(dim=1, keepdim=True)  # [n_q, 1]
-    return torch.where(outward < 0, -normals, normals)
+    normals = unsigned_normals(queries, cloud, k, index)  # [n_q, 3]
+    radial = torch.nn.functional.normalize(queries.to(normals.dtype) - center, dim=1)  # [n_q, 3]
+    return normals * soft_sign((radial * normals).sum(dim=1, keepdim=True))  # [n_q, 3]

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from grasp_equi import keys
-from grasp_equi.geometry import NeighbourIndex, estimate_normals, exact_cdist, farthest_point_sampling
+from grasp_equi.geometry import (NeighbourIndex, estimate_normals, exact_cdist, farthest_point_sampling, unique_points,
+                                 unsigned_normals)
 from grasp_equi.orientation import SurfaceOrientation
 
 
@@ -34,6 +35,10 @@ class PreparedCloud:
     index: NeighbourIndex | None = field(default=None, repr=False, compare=False)
     # how the contact normals get their sign ("surface" orientation only; None: away from the centroid)
     orientation: SurfaceOrientation | None = field(default=None, repr=False, compare=False)
+    # the deduplicated cloud ``[U, 3]`` float64 in the normalised frame and the node indices ``[M]`` into it
+    # (not cached to disk; the scorer's contact checks and neighbour search use them)
+    local: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    node_index: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 def prepare_cloud(
@@ -53,52 +58,69 @@ def prepare_cloud(
     "centroid" points estimated normals away from the centroid; "surface" propagates their sign
     over the surface (``grasp_equi.orientation``) and keeps it for the contact normals; given
     ``normals`` are then the reference for the contacts' signs.
+
+    Every step is a continuous function of the points or a decision that rounding cannot flip:
+    exact duplicates are merged first (``unique_points``), sampling and rankings break ties by
+    point index (``TIE_BIAS``), neighbourhoods are smooth (``neighbourhood_weights``) and sign
+    choices fade through zero (``soft_sign``). So the same array in any rigid pose gives the same
+    result up to float rounding; a permutation of a cloud with exact ties (a grid, a symmetric
+    mesh) may pick other, equivalent nodes.
     """
     stage = stage or (lambda name: nullcontext())
     with stage("sampling"):
-        points = points.to(torch.float64)
+        points, normals = unique_points(points.to(torch.float64), normals)  # [U, 3]: copies add nothing
         center = points.mean(dim=0)  # [3]
-        rel = points - center  # [N, 3]
+        rel = points - center  # [U, 3]
         scale = rel.norm(dim=1).max()  # []
-        local = (rel / scale).to(torch.float32)  # [N, 3]
-        idx = farthest_point_sampling(local, num_nodes)  # [M]
-        node_pos = local[idx]  # [M, 3]
+        local64 = rel / scale  # [U, 3] float64: every decision below is taken at this precision
+        idx = farthest_point_sampling(local64, num_nodes)  # [M]
+        node_pos = local64[idx].to(torch.float32)  # [M, 3]
     with stage("normals"):
         index, oriented = None, None  # with given normals no search is needed here (the scorer builds one if it must)
         if normals is None:
-            index = NeighbourIndex(local)
-            node_normal = estimate_normals(node_pos, local, k=normal_k,
-                                           center=torch.zeros(3, device=local.device), index=index)  # [M, 3]
+            index = NeighbourIndex(local64)
             if orientation == "surface":
-                oriented = SurfaceOrientation.from_cloud(local, index, normal_k)
-                node_normal = oriented.orient(node_pos, node_normal)  # [M, 3]
+                oriented = SurfaceOrientation.from_cloud(local64, index, normal_k)
+                node_normal = oriented.orient(local64[idx], unsigned_normals(local64[idx], local64, normal_k, index))
+            else:
+                node_normal = estimate_normals(local64[idx], local64, k=normal_k,
+                                               center=torch.zeros(3, dtype=local64.dtype, device=local64.device),
+                                               index=index)  # [M, 3]
+            node_normal = node_normal.to(torch.float32)
         else:
-            unit = torch.nn.functional.normalize(normals.to(torch.float32), dim=1)  # [N, 3]
-            node_normal = unit[idx]  # [M, 3]
+            unit = torch.nn.functional.normalize(normals.to(torch.float64), dim=1)  # [U, 3]
+            node_normal = unit[idx].to(torch.float32)  # [M, 3]
             if orientation == "surface":
-                oriented = SurfaceOrientation.from_normals(local, unit)
-    return PreparedCloud(node_pos, node_normal, center, scale, index, oriented)
+                oriented = SurfaceOrientation.from_normals(local64, unit)
+    return PreparedCloud(node_pos, node_normal, center, scale, index, oriented, local64, idx)
 
 
-def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud) -> torch.Tensor:
-    """Contacts ``[C, 3]`` in the input frame -> the cloud's normalised frame (float32)."""
-    return ((contacts.to(torch.float64) - cloud.center) / cloud.scale).to(torch.float32)
+def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Contacts ``[C, 3]`` in the input frame -> the cloud's normalised frame (``dtype``: float32 for the
+    network, float64 for neighbour searches and normals)."""
+    return ((contacts.to(torch.float64) - cloud.center) / cloud.scale).to(dtype)
 
 
 def contact_normals(contacts: torch.Tensor, index: NeighbourIndex, k: int = 16,
                     orientation: SurfaceOrientation | None = None) -> torch.Tensor:
-    """Outward unit normals ``[C, 3]`` of the cloud at each contact.
+    """Outward normals ``[C, 3]`` (float32) of the cloud at each contact.
 
     ``contacts`` ``[C, 3]`` and ``index`` (over the cloud's ``[N, 3]`` points, e.g.
-    ``PreparedCloud.index``) are both in the cloud's normalised frame (centroid at the origin).
-    The sign rule is the nodes' one: ``orientation`` (``PreparedCloud.orientation``) when given,
-    else away from the centroid. Estimated from the cloud, never taken from a mesh, in training
-    as at inference.
+    ``PreparedCloud.index``) are both in the cloud's normalised frame (centroid at the origin),
+    float64 for pose-independent neighbourhoods. The sign rule is the nodes' one: ``orientation``
+    (``PreparedCloud.orientation``) when given, else away from the centroid; a normal whose sign
+    is ambiguous is shortened continuously towards zero. Estimated from the cloud, never taken
+    from a mesh, in training as at inference.
     """
     if contacts.shape[0] == 0:
         return torch.zeros(0, 3, dtype=torch.float32, device=contacts.device)
-    normals = estimate_normals(contacts, index.cloud, k=k, center=torch.zeros(3, device=contacts.device), index=index)
-    return normals if orientation is None else orientation.orient(contacts, normals)
+    contacts = contacts.to(index.cloud.dtype)
+    if orientation is not None:
+        normals = orientation.orient(contacts, unsigned_normals(contacts, index.cloud, k, index))
+    else:
+        normals = estimate_normals(contacts, index.cloud, k=k,
+                                   center=torch.zeros(3, dtype=contacts.dtype, device=contacts.device), index=index)
+    return normals.to(torch.float32)
 
 
 def grasp_tensors(num_contacts: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ scale-free; only rotations act on them.
 
 # Object nodes (farthest-point samples of each cloud).
 NODE_POS = "node_pos"  # [n_nodes, 3] float32, (p - centroid) / radius
-NODE_NORMAL = "node_normal"  # [n_nodes, 3] float32, unit outward normals
+NODE_NORMAL = "node_normal"  # [n_nodes, 3] float32, outward normals (unit; shorter where the sign is ambiguous)
 NODE_CLOUD = "node_cloud"  # [n_nodes] int64, index of the cloud each node belongs to
 NODE_PTR = "node_ptr"  # [n_clouds + 1] int64, nodes of cloud b are ptr[b]:ptr[b+1]
 NODE_FEATS = "node_feats"  # [n_nodes, irreps_hidden.dim] encoder output
@@ -19,7 +19,7 @@ CLOUD_SCALE = "cloud_scale"  # [n_clouds] float64, max distance of a point from 
 
 # Contacts and grasps.
 CONTACT_POS = "contact_pos"  # [n_contacts, 3] float32, same normalisation as NODE_POS
-CONTACT_NORMAL = "contact_normal"  # [n_contacts, 3] float32, unit outward PCA normal of the cloud at the contact
+CONTACT_NORMAL = "contact_normal"  # [n_contacts, 3] float32, outward PCA normal of the cloud at the contact (as NODE_NORMAL)
 CONTACT_GRASP = "contact_grasp"  # [n_contacts] int64, grasp each contact belongs to
 GRASP_CLOUD = "grasp_cloud"  # [n_grasps] int64, cloud each grasp is scored on
 GRASP_NUM_CONTACTS = "grasp_num_contacts"  # [n_grasps] int64, K of each grasp

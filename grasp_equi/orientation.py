@@ -29,12 +29,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from grasp_equi.geometry import local_pca
+from grasp_equi.geometry import QUERY_FACTOR, TIE_BIAS, local_pca, neighbourhood_weights, soft_sign
 
-VERSION = 3  # bump when the rule changes: prepared-cloud caches carry it
+VERSION = 4  # bump when the rule changes: prepared-cloud caches carry it
 NUM_REFERENCE = 1024  # reference points: spacing ~0.1 object radii on a sphere-sized surface
 GRAPH_K = 8  # neighbours per reference point in the propagation graph
-QUERY_K = 4  # reference normals that vote on the sign of each node / contact normal
+QUERY_K = 4  # reference normals that vote on the sign of each node / contact normal (smooth k-neighbourhood)
 MAX_VARIATION = 0.05  # above this surface variation a point is on a rim, not a smooth patch
 MIN_SMOOTH_DOT = 0.7  # neighbours on one smooth patch: normals within ~45 degrees (up to sign)
 MIN_FOLD = 0.5  # an edge 30+ degrees off both tangent planes crosses a fold or a wall
@@ -47,10 +47,13 @@ def reference_indices(local: torch.Tensor, count: int = NUM_REFERENCE) -> torch.
 
     Points are ranked by their distance from the centroid (the origin of ``local``), an
     invariant, and every ``N / count``-th is kept: spread over the whole object, not clustered.
+    Distances tied up to rounding (a sphere's vertices, a grid's symmetric points) rank by
+    point index (``TIE_BIAS``), so the same array in any pose gives the
+    same picks.
     """
     n = local.shape[0]
     radius = local.double().norm(dim=1)  # [N]
-    order = torch.argsort(radius, stable=True)  # [N]
+    order = torch.argsort(radius * (1.0 + TIE_BIAS * torch.arange(n, dtype=torch.float64)), stable=True)  # [N]
     if n <= count:
         return order
     picks = torch.floor(torch.arange(count, dtype=torch.float64) * (n / count)).long()  # [S]
@@ -208,19 +211,23 @@ class SurfaceOrientation:
         return cls(local[picks].detach().cpu().double().numpy(), normals[picks].detach().cpu().double().numpy())
 
     def orient(self, queries: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
-        """Flip each of ``normals`` ``[n_q, 3]`` (at ``queries`` ``[n_q, 3]``) to agree with its
-        ``QUERY_K`` nearest reference normals (the sign of the summed dot products: one reference
-        more or less, a near-tie in the subsample, cannot flip a normal that is not itself
-        ambiguous). Returns ``[n_q, 3]`` on the input's device and dtype."""
+        """Sign each of ``normals`` ``[n_q, 3]`` (at ``queries`` ``[n_q, 3]``) by the reference normals
+        around it: their weighted mean agreement ``a`` in [-1, 1] (smooth ``QUERY_K``-neighbourhood,
+        ``neighbourhood_weights``) gives the factor ``soft_sign(a)``, so a normal whose neighbours
+        disagree (a thin wall) shrinks towards zero length instead of flipping with rounding.
+        Returns ``[n_q, 3]`` on the input's device and dtype."""
         if queries.shape[0] == 0:
             return normals
         if self._tree is None:
             from scipy.spatial import cKDTree
 
             self._tree = cKDTree(self.points)
-        k = min(QUERY_K, len(self.points))
-        _, nearest = self._tree.query(queries.detach().cpu().double().numpy(), k=k)  # [n_q, k]
-        ref = torch.as_tensor(self.normals[np.asarray(nearest).reshape(queries.shape[0], k)], dtype=normals.dtype,
-                              device=normals.device)  # [n_q, k, 3]
-        agree = (normals[:, None, :] * ref).sum(dim=(1, 2))[:, None]  # [n_q, 1]
-        return torch.where(agree < 0, -normals, normals)
+        k = min(QUERY_FACTOR * QUERY_K, len(self.points))
+        dist, nearest = self._tree.query(queries.detach().cpu().double().numpy(), k=k)  # [n_q, k] x2
+        shape = (queries.shape[0], k)
+        weights = neighbourhood_weights(torch.from_numpy(np.asarray(dist).reshape(shape)), QUERY_K)  # [n_q, k]
+        ref = torch.from_numpy(self.normals[np.asarray(nearest).reshape(shape)])  # [n_q, k, 3]
+        dots = (normals.detach().cpu().double()[:, None, :] * ref).sum(dim=2)  # [n_q, k]
+        agree = (weights * dots).sum(dim=1) / weights.sum(dim=1)  # [n_q]
+        factor = soft_sign(agree).to(device=normals.device, dtype=normals.dtype)[:, None]  # [n_q, 1]
+        return normals * factor

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grasp_equi import keys
 from grasp_equi.checkpoint import CheckpointError, load_weights, read_checkpoint
-from grasp_equi.geometry import exact_cdist
+from grasp_equi.contacts import off_surface_reasons, surface_gaps
+from grasp_equi.geometry import NeighbourIndex
 from grasp_equi.graph import (PreparedCloud, as_grasp_list, collate, collate_grasps, contact_normals,
                               normalise_contacts, prepare_cloud)
 from grasp_equi.model import ModelConfig, build_model
 from grasp_equi.paths import SHIPPED_WEIGHTS, WEIGHTS_DIR  # noqa: F401  (re-exported)
-from grasp_equi.validation import check_cloud, check_contacts_near_cloud, check_grasps
+from grasp_equi.validation import check_cloud, check_grasps
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -36,7 +36,7 @@ class EncodedCloud:
 
     cloud: PreparedCloud
     node_feats: torch.Tensor  # [M, hidden.dim]
-    points: torch.Tensor  # [N, 3] float64, input frame (for the contact-distance check)
+    points: torch.Tensor  # [N, 3] float64, the validated input points, input frame
 
 
 class GraspScorer:
@@ -58,6 +58,7 @@ class GraspScorer:
         # CPU (256 there is as fast or faster, with ~0.6 GB peak); a GPU wants big batches.
         self.grasp_chunk = grasp_chunk or (4096 if self.device.type == "cuda" else 256)
         self.timings: dict[str, float] = {}  # ms per stage of the last score() call
+        self.reasons: list[str | None] = []  # per grasp of the last call: why it was not scored (None: scored)
         # the "sample" stage split into "sampling" (normalise + FPS) and "normals" (kNN + PCA)
         self.sample_timings: dict[str, float] = {}
 
@@ -120,37 +121,69 @@ class GraspScorer:
         return EncodedCloud(cloud, node_feats, pts_t)
 
     @torch.no_grad()
-    def score_encoded(self, encoded: EncodedCloud, contacts) -> np.ndarray:
-        """P(stable) for each grasp on an already-encoded cloud."""
+    def score_encoded(self, encoded: EncodedCloud, contacts, return_reasons: bool = False):
+        """P(stable) ``(G,)`` for each grasp on an already-encoded cloud (see ``score``)."""
         grasps = _validated_grasps(contacts)
-        if not len(grasps.counts):
-            return np.zeros(0, dtype=np.float32)
-        with self._stage("graph"):
-            flat = torch.as_tensor(grasps.flat, device=self.device)  # [C, 3] float64
-            local = normalise_contacts(flat, encoded.cloud)  # [C, 3]
-            min_dist = _contact_distances(local, encoded, self.config.max_contact_distance)  # [C]
-            check_contacts_near_cloud(min_dist, float(encoded.cloud.scale),
-                                      self.config.max_contact_distance, grasps.counts)
-            normals = (contact_normals(local, _index(encoded), self.config.normal_k, encoded.cloud.orientation)
-                       if self.config.uses_contact_normals else None)  # [C, 3] or None
-        logits = []
-        with self._stage("head"):
-            counts = torch.as_tensor(grasps.counts, device=self.device)  # [G]
-            offsets = np.concatenate([[0], np.cumsum(grasps.counts)])  # [G + 1]
-            for lo in range(0, len(grasps.counts), self.grasp_chunk):
-                hi = min(lo + self.grasp_chunk, len(grasps.counts))
-                rows = slice(offsets[lo], offsets[hi])
-                batch = collate_grasps(encoded.cloud, local[rows], counts[lo:hi],
-                                       None if normals is None else normals[rows])
-                logits.append(self.model.score_grasps(batch, encoded.node_feats))
-        return torch.sigmoid(torch.cat(logits)).float().cpu().numpy()  # [G]
+        scores = np.full(len(grasps.counts), np.nan, dtype=np.float32)  # [G]
+        reasons: list[str | None] = [None] * len(grasps.counts)
+        if len(grasps.counts):
+            with self._stage("graph"):
+                local, normals, judged, reasons = self._prepare_contacts(encoded, grasps)
+            with self._stage("head"):
+                if judged.any():
+                    scores[judged] = self._head(encoded, local, normals, grasps.counts[judged])
+        self.reasons = reasons
+        return (scores, reasons) if return_reasons else scores
 
-    def score(self, points, contacts, normals=None) -> np.ndarray:
-        """P(stable) ``(G,)`` for ``contacts`` ``(G, K, 3)`` (or a list of ``(K_i, 3)``) on
-        ``points`` ``(N, 3)``; ``normals`` ``(N, 3)`` outward, estimated when None."""
+    def score(self, points, contacts, normals=None, return_reasons: bool = False):
+        """P(stable) ``(G,)`` float32 for ``contacts`` ``(G, K, 3)`` (or a list of ``(K_i, 3)``, metres)
+        on ``points`` ``(N, 3)``; ``normals`` ``(N, 3)`` outward, estimated when None.
+
+        A grasp the model cannot judge (a contact that does not touch the surface the cloud shows:
+        inside the object, on the hidden side of a single view, in other units) scores NaN; its
+        reason (a string starting with ``"off_surface"``) is in ``reasons``, returned as
+        ``(scores, reasons)`` with ``return_reasons=True`` and kept in ``self.reasons`` (None for
+        judged grasps). Raises ``ValueError`` for malformed input (shapes, NaN/inf, K < 2, an
+        empty or single-point cloud).
+
+        Invariance: the same arrays moved rigidly (rotation, reflection, translation) score the
+        same to float32 rounding, for any cloud, including grids, symmetric meshes and repeated
+        points (see ``prepare_cloud``). Reordering the points changes nothing for clouds without
+        exact distance ties; with ties it may pick other, equivalent nodes.
+        """
         self.timings = {}
         grasps = _validated_grasps(contacts)  # bad grasps fail before the cloud is encoded
-        return self.score_encoded(self.encode(points, normals), grasps)
+        return self.score_encoded(self.encode(points, normals), grasps, return_reasons)
+
+    def _prepare_contacts(self, encoded: EncodedCloud, grasps: "_Grasps"):
+        """``(local [c, 3] float32, normals [c, 3] | None, judged [G] bool, reasons)`` for the grasps whose
+        contacts touch the cloud (``grasp_equi.contacts``); the rest get a reason and no score."""
+        flat = torch.as_tensor(grasps.flat, device=self.device)  # [C, 3] float64
+        local64 = normalise_contacts(flat, encoded.cloud, torch.float64)  # [C, 3]
+        index = _index(encoded)
+        gap, spacing = surface_gaps(local64, index)  # [C], [C]
+        reasons = off_surface_reasons(gap.cpu().numpy(), spacing.cpu().numpy(), grasps.counts,
+                                      float(encoded.cloud.scale))
+        judged = np.array([r is None for r in reasons], dtype=bool)  # [G]
+        rows = torch.as_tensor(np.repeat(judged, grasps.counts), device=self.device)  # [C]
+        local64 = local64[rows]  # [c, 3]
+        normals = (contact_normals(local64, index, self.config.normal_k, encoded.cloud.orientation)
+                   if self.config.uses_contact_normals else None)  # [c, 3] or None
+        return local64.to(torch.float32), normals, judged, reasons
+
+    def _head(self, encoded: EncodedCloud, local: torch.Tensor, normals: torch.Tensor | None,
+              counts: np.ndarray) -> np.ndarray:
+        """Sigmoid of the grasp head ``[g]`` for contacts ``local`` ``[c, 3]`` (grasps of ``counts``), in chunks."""
+        counts_t = torch.as_tensor(counts, device=self.device)  # [g]
+        offsets = np.concatenate([[0], np.cumsum(counts)])  # [g + 1]
+        logits = []
+        for lo in range(0, len(counts), self.grasp_chunk):
+            hi = min(lo + self.grasp_chunk, len(counts))
+            rows = slice(offsets[lo], offsets[hi])
+            batch = collate_grasps(encoded.cloud, local[rows], counts_t[lo:hi],
+                                   None if normals is None else normals[rows])
+            logits.append(self.model.score_grasps(batch, encoded.node_feats))
+        return torch.sigmoid(torch.cat(logits)).float().cpu().numpy()
 
 
 @dataclass
@@ -185,35 +218,9 @@ def _validated_grasps(contacts) -> _Grasps:
     return _Grasps(flat, np.array([len(g) for g in grasps], dtype=np.int64))
 
 
-def _index(encoded: EncodedCloud):
-    """The neighbour search over the normalised cloud (built by ``prepare_cloud``; rebuilt if absent)."""
+def _index(encoded: EncodedCloud) -> NeighbourIndex:
+    """The neighbour search over the normalised, deduplicated cloud (built by ``prepare_cloud``
+    when it estimated normals; built here on first use otherwise)."""
     if encoded.cloud.index is None:
-        from grasp_equi.geometry import NeighbourIndex
-
-        encoded.cloud.index = NeighbourIndex(normalise_contacts(encoded.points, encoded.cloud))  # [N, 3]
+        encoded.cloud.index = NeighbourIndex(encoded.cloud.local)  # over [U, 3] float64
     return encoded.cloud.index
-
-
-def _contact_distances(local: torch.Tensor, encoded: EncodedCloud, limit: float) -> np.ndarray:
-    """Each contact's distance to the cloud (input units) where it matters for the limit check.
-
-    ``local`` ``[C, 3]`` are contacts in the cloud's normalised frame. The sampled nodes are
-    cloud points (computed bit for bit like the cloud's own normalised points), so the
-    distance to the nearest node is an upper bound: a contact within ``limit`` of a node
-    passes without looking at the N points. Only the rest (normally none) get the exact
-    O(N) search, so the check costs ``C x M`` instead of ``C x N`` distances. Returned
-    values are exact for contacts beyond the limit, upper bounds below it.
-    """
-    scale = float(encoded.cloud.scale)
-    min_dist = _nearest_distance(local, encoded.cloud.node_pos) * scale  # [C] upper bounds
-    unsure = torch.nonzero(min_dist > limit * scale, as_tuple=True)[0]  # [c_u]
-    if unsure.numel():
-        pts_local = normalise_contacts(encoded.points, encoded.cloud)  # [N, 3]
-        min_dist[unsure] = _nearest_distance(local[unsure], pts_local) * scale
-    return min_dist.cpu().numpy()
-
-
-def _nearest_distance(queries: torch.Tensor, cloud: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Distance from each query ``[Q, 3]`` to its nearest point in ``cloud`` ``[N, 3]``."""
-    out = [exact_cdist(queries[i:i + chunk], cloud).min(dim=1).values for i in range(0, len(queries), chunk)]
-    return torch.cat(out) if out else torch.zeros(0, device=queries.device)  # [Q]

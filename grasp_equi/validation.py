@@ -56,15 +56,3 @@ def check_grasps(grasps: list[np.ndarray]) -> list[np.ndarray]:
             raise ValueError(f"grasp {i} has non-finite (NaN/inf) contact coordinates")
         out.append(arr)
     return out
-
-
-def check_contacts_near_cloud(min_dist: np.ndarray, scale: float, limit: float, num_contacts) -> None:
-    """``min_dist`` ``[C]``: each contact's distance to its nearest cloud point (input units)."""
-    far = min_dist > limit * scale
-    if far.any():
-        c = int(np.argmax(far))
-        grasp = int(np.searchsorted(np.cumsum(num_contacts), c, side="right"))
-        raise ValueError(
-            f"grasp {grasp}: a contact lies {min_dist[c]:.4g} from the nearest cloud point, more than "
-            f"{limit} x the object radius ({limit * scale:.4g}); contacts must touch the object"
-        )

@@ -36,7 +36,6 @@ def _nan_cloud():
         (POINTS, POINTS[[[0]]], None, "K >= 2"),
         (POINTS, POINTS[:4], None, r"\(G, K, 3\)"),
         (POINTS, np.full((1, 2, 3), np.inf), None, "non-finite"),
-        (POINTS, GOOD + np.array([1.0, 0, 0]), None, "contacts must touch the object"),
         (POINTS, GOOD, NORMALS[:10], "same shape"),
         (POINTS, GOOD, np.zeros_like(NORMALS), "zero-length"),
         ("not an array", GOOD, None, "numeric array"),
@@ -114,3 +113,15 @@ def test_cuda_request_without_cuda_is_clear():
         pytest.skip("CUDA present")
     with pytest.raises(ValueError, match="CUDA is not available"):
         GraspScorer.untrained(device="cuda")
+
+
+def test_grasps_off_the_surface_score_nan_with_a_reason(small_scorer):
+    """A grasp whose contact does not touch the cloud is not judged; the others still are."""
+    far = GOOD + np.array([1.0, 0.0, 0.0])  # 1 m beside a 5 cm object
+    mixed = np.concatenate([GOOD, far[:1], GOOD[:1]])
+    scores, reasons = small_scorer.score(POINTS, mixed, return_reasons=True)
+    assert small_scorer.reasons == reasons
+    alone = small_scorer.score(POINTS, GOOD)
+    assert np.isnan(scores[len(GOOD)]) and reasons[len(GOOD)].startswith("off_surface")
+    assert np.allclose(scores[:len(GOOD)], alone, atol=1e-6) and scores[-1] == pytest.approx(alone[0], abs=1e-6)
+    assert [r is None for r in reasons] == [True] * len(GOOD) + [False, True]

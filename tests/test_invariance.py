@@ -90,8 +90,9 @@ def test_scores_are_not_trivially_invariant(small_scorer, rng):
     moved_contacts = contacts @ rot.T
     near = np.abs(np.linalg.norm(moved_contacts, axis=2) - 0.03) < 0.05  # keep them near the object
     assert near.all()
-    changed = small_scorer.score(points, moved_contacts)
-    assert np.abs(changed - scores).max() > 1e-3
+    changed = small_scorer.score(points, moved_contacts)  # NaN where a moved contact left the surface
+    assert np.isfinite(changed).sum() >= 8
+    assert np.nanmax(np.abs(changed - scores)) > 1e-3
 
 
 @pytest.mark.parametrize("reflect", [False, True])

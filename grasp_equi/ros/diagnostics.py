@@ -11,7 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 STATUS_NAME = "grasp_stability: scorer"
 COUNTERS = ("clouds", "requests", "scored", "dropped", "invalid", "unmatched", "poses_without_contact",
-            "poses_in_collision", "proposals")
+            "poses_in_collision", "proposals", "grasps_off_surface")
 
 
 class Stats:

@@ -18,7 +18,9 @@ NAMESPACE = "grasp_equi"
 
 
 def score_color(score: float, alpha: float = 1.0) -> ColorRGBA:
-    """Red (0) -> yellow (0.5) -> green (1)."""
+    """Red (0) -> yellow (0.5) -> green (1); grey for a grasp that was not judged (NaN)."""
+    if not np.isfinite(score):
+        return ColorRGBA(r=0.5, g=0.5, b=0.5, a=alpha)
     s = float(np.clip(score, 0.0, 1.0))
     return ColorRGBA(r=float(min(1.0, 2 * (1 - s))), g=float(min(1.0, 2 * s)), b=0.0, a=alpha)
 
@@ -52,7 +54,10 @@ def grasp_markers(header, grasps: list[np.ndarray], scores: np.ndarray, grasp_id
         for a, b in itertools.combinations(range(len(contacts)), 2):  # every pair of fingers
             lines.points += [_point(contacts[a]), _point(contacts[b])]
             lines.colors += [color, color]
-    best_index = int(np.argmax(scores))
+    if not np.isfinite(scores).any():
+        out.markers += [spheres, lines]
+        return out
+    best_index = int(np.nanargmax(scores))
     best_contacts = grasps[best_index]
     best = _marker(header, 2, Marker.LINE_LIST, size / 1.5)
     best.color = ColorRGBA(r=0.1, g=0.6, b=1.0, a=1.0)  # blue: stands out from the red-green scale

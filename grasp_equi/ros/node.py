@@ -3,7 +3,8 @@
 Callbacks (executor thread) decode and validate messages, match requests to clouds and
 enqueue jobs; one worker thread runs the network and publishes. Any message that cannot be
 scored is logged (throttled, with its reason), counted in ``/diagnostics`` and dropped; the
-node keeps serving.
+node keeps serving. A grasp the model cannot judge (a contact off the surface the cloud shows)
+is published with a NaN score and counted per reason (``grasps_off_surface``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from grasp_equi.checkpoint import CheckpointError
+from grasp_equi.contacts import reason_key
 from grasp_equi.gripper import quaternion_to_matrix
 from grasp_equi.planner import GraspPlanner
 from grasp_equi.poses import COLLISION, NO_CONTACT, SCORED, close_and_check
@@ -245,6 +247,13 @@ class GraspNode(Node):
         except Exception as err:  # never let one message kill the worker
             self.get_logger().error(f"internal error while scoring: {err}\n{traceback.format_exc()}")
             self.stats.invalid(f"internal error: {err}")
+
+    def _count_unjudged(self, reasons: list[str | None]) -> None:
+        """Grasps published with a NaN score, counted per reason (``grasps_off_surface``) and logged."""
+        for reason in filter(None, reasons):
+            self.stats.count(f"grasps_{reason_key(reason)}")
+            if self.throttle("unjudged:" + reason_key(reason)) is not None:
+                self.get_logger().warning(f"grasp published with a NaN score: {reason}")
 
     def _encoded(self, cloud: CloudEntry, settings: Settings):
         """The encoder output for ``cloud`` (computed once, reused by every request on it)."""
