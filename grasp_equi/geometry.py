@@ -287,5 +287,12 @@ def estimate_normals(
     """
     center = cloud.mean(dim=0) if center is None else center  # [3]
     normals = unsigned_normals(queries, cloud, k, index)  # [n_q, 3]
-    radial = torch.nn.functional.normalize(queries.to(normals.dtype) - center, dim=1)  # [n_q, 3]
-    return normals * soft_sign((radial * normals).sum(dim=1, keepdim=True))  # [n_q, 3]
+    return normals * centroid_sign(queries, normals, center)  # [n_q, 3]
+
+
+def centroid_sign(queries: torch.Tensor, normals: torch.Tensor, center: torch.Tensor | None = None) -> torch.Tensor:
+    """Factor ``[n_q, 1]`` in [-1, 1] that points ``normals`` ``[n_q, 3]`` (at ``queries``) away from ``center``
+    (default: the origin): ``soft_sign`` of the cosine between normal and radial direction."""
+    rel = queries.to(normals.dtype) if center is None else queries.to(normals.dtype) - center  # [n_q, 3]
+    radial = torch.nn.functional.normalize(rel, dim=1)  # [n_q, 3]
+    return soft_sign((radial * normals).sum(dim=1, keepdim=True))  # [n_q, 1]

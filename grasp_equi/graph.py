@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from grasp_equi import keys
-from grasp_equi.geometry import (NeighbourIndex, estimate_normals, exact_cdist, farthest_point_sampling, unique_points,
-                                 unsigned_normals)
+from grasp_equi.geometry import (NeighbourIndex, centroid_sign, estimate_normals, exact_cdist, farthest_point_sampling,
+                                 unique_points, unsigned_normals)
 from grasp_equi.orientation import SurfaceOrientation
 
 
@@ -27,7 +27,7 @@ class PreparedCloud:
     """One cloud after sampling, in normalised coordinates."""
 
     node_pos: torch.Tensor  # [M, 3] float32, (p - center) / scale
-    node_normal: torch.Tensor  # [M, 3] float32, unit outward normals
+    node_normal: torch.Tensor  # [M, 3] float32, outward normals (shortened towards 0 where the sign is ambiguous)
     center: torch.Tensor  # [3] float64, centroid in the input frame
     scale: torch.Tensor  # [] float64, max distance of a point from the centroid
     # neighbour search over the whole normalised cloud, kept for the contact normals (not cached to
@@ -39,6 +39,14 @@ class PreparedCloud:
     # (not cached to disk; the scorer's contact checks and neighbour search use them)
     local: torch.Tensor | None = field(default=None, repr=False, compare=False)
     node_index: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    # [M, 3] float32 unit normal directions, sign arbitrary (None: node_normal normalised, as in older caches)
+    node_axis: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    def axis(self) -> torch.Tensor:
+        """Unit normal directions ``[M, 3]`` of the nodes (sign arbitrary)."""
+        if self.node_axis is None:
+            return torch.nn.functional.normalize(self.node_normal, dim=1)
+        return self.node_axis
 
 
 def prepare_cloud(
@@ -79,20 +87,19 @@ def prepare_cloud(
         index, oriented = None, None  # with given normals no search is needed here (the scorer builds one if it must)
         if normals is None:
             index = NeighbourIndex(local64)
+            axis = unsigned_normals(local64[idx], local64, normal_k, index)  # [M, 3]
             if orientation == "surface":
                 oriented = SurfaceOrientation.from_cloud(local64, index, normal_k)
-                node_normal = oriented.orient(local64[idx], unsigned_normals(local64[idx], local64, normal_k, index))
+                node_normal = oriented.orient(local64[idx], axis)  # [M, 3]
             else:
-                node_normal = estimate_normals(local64[idx], local64, k=normal_k,
-                                               center=torch.zeros(3, dtype=local64.dtype, device=local64.device),
-                                               index=index)  # [M, 3]
-            node_normal = node_normal.to(torch.float32)
+                node_normal = axis * centroid_sign(local64[idx], axis)  # [M, 3]
         else:
-            unit = torch.nn.functional.normalize(normals.to(torch.float64), dim=1)  # [U, 3]
-            node_normal = unit[idx].to(torch.float32)  # [M, 3]
+            axis = torch.nn.functional.normalize(normals.to(torch.float64), dim=1)[idx]  # [M, 3]
+            node_normal = axis
             if orientation == "surface":
-                oriented = SurfaceOrientation.from_normals(local64, unit)
-    return PreparedCloud(node_pos, node_normal, center, scale, index, oriented, local64, idx)
+                oriented = SurfaceOrientation.from_normals(local64, torch.nn.functional.normalize(normals, dim=1))
+    return PreparedCloud(node_pos, node_normal.to(torch.float32), center, scale, index, oriented, local64, idx,
+                         axis.to(torch.float32))
 
 
 def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -209,6 +216,7 @@ def collate(
     batch = {
         keys.NODE_POS: torch.cat([c.node_pos for c in clouds]),  # [n_nodes, 3]
         keys.NODE_NORMAL: torch.cat([c.node_normal for c in clouds]),  # [n_nodes, 3]
+        keys.NODE_AXIS: torch.cat([c.axis() for c in clouds]),  # [n_nodes, 3]
         keys.NODE_CLOUD: torch.repeat_interleave(torch.arange(len(clouds), device=device), sizes),
         keys.NODE_PTR: node_ptr,  # [B + 1]
         keys.CLOUD_CENTER: torch.stack([c.center for c in clouds]),  # [B, 3]
@@ -237,6 +245,7 @@ def collate_grasps(cloud: PreparedCloud, contact_pos: torch.Tensor, num_contacts
     batch = {
         keys.NODE_POS: cloud.node_pos,  # [M, 3]
         keys.NODE_NORMAL: cloud.node_normal,  # [M, 3]
+        keys.NODE_AXIS: cloud.axis(),  # [M, 3]
         keys.NODE_CLOUD: torch.zeros(cloud.node_pos.shape[0], dtype=torch.long, device=device),  # [M]
         keys.NODE_PTR: torch.tensor([0, cloud.node_pos.shape[0]], device=device),  # [2]
         keys.CLOUD_CENTER: cloud.center[None],  # [1, 3]

@@ -9,6 +9,7 @@ scale-free; only rotations act on them.
 # Object nodes (farthest-point samples of each cloud).
 NODE_POS = "node_pos"  # [n_nodes, 3] float32, (p - centroid) / radius
 NODE_NORMAL = "node_normal"  # [n_nodes, 3] float32, outward normals (unit; shorter where the sign is ambiguous)
+NODE_AXIS = "node_axis"  # [n_nodes, 3] float32, unit normal direction of arbitrary sign (its l=2 harmonic is used)
 NODE_CLOUD = "node_cloud"  # [n_nodes] int64, index of the cloud each node belongs to
 NODE_PTR = "node_ptr"  # [n_clouds + 1] int64, nodes of cloud b are ptr[b]:ptr[b+1]
 NODE_FEATS = "node_feats"  # [n_nodes, irreps_hidden.dim] encoder output

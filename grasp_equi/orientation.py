@@ -192,12 +192,17 @@ class SurfaceOrientation:
         hull_sign = convex_hull_signs(points, nrm, HULL_TOLERANCE * max(radius, 1e-12))  # [S], 0 off the hull
         parent, relation = _spanning_forest(points, nrm, variation, graph_k)
         sign, patch = _propagate_signs(relation, parent)  # consistent within each smooth patch
-        # Each patch takes the sign its points on the hull vote for; a patch with none (a hidden
-        # inner surface) the sign that makes sum(n . p) positive.
+        # Each patch takes the sign its points on the hull vote for (a count: no rounding can tip
+        # it); a patch with none (a hidden inner surface) the sign that makes sum(n . p) positive,
+        # softly: a patch whose sum is near zero (a flat patch through the centroid) has no outside,
+        # and its normals fade to zero length instead of taking a sign from rounding.
         anchored = np.bincount(patch, weights=hull_sign * sign, minlength=len(points))  # [S]
-        outward = np.bincount(patch, weights=sign * (nrm * points).sum(axis=1), minlength=len(points))  # [S]
-        vote = np.where(anchored != 0, anchored, outward)[patch]  # [S]
-        sign = sign * np.where(vote < 0, -1.0, 1.0)
+        along = sign * (nrm * points).sum(axis=1)  # [S]
+        outward = np.bincount(patch, weights=along, minlength=len(points))  # [S]
+        spread = np.bincount(patch, weights=np.abs(along), minlength=len(points))  # [S]
+        fallback = soft_sign(torch.from_numpy(outward / np.maximum(spread, 1e-300))).numpy()  # [S] per patch
+        vote = np.where(anchored != 0, np.sign(anchored), fallback)[patch]  # [S]
+        sign = sign * vote
         # On the hull the hull decides outright: a thin wedge (a squat cone's rim) can join two
         # faces in one patch with the wrong relation, the hull never errs there.
         sign = np.where(hull_sign != 0, hull_sign, sign)

@@ -41,13 +41,20 @@ class ObjectEncoder(torch.nn.Module):
             for _ in range(num_layers)
         )
 
-    def node_inputs(self, node_pos: torch.Tensor, node_normal: torch.Tensor) -> torch.Tensor:
+    def node_inputs(self, node_pos: torch.Tensor, node_normal: torch.Tensor,
+                    node_axis: torch.Tensor | None = None) -> torch.Tensor:
+        """``[M, 12]``: 1, position, signed normal, and the l=2 harmonic of the unit normal direction
+        ``node_axis`` (sign-free; taken from ``node_normal`` when None). The signed normal may be
+        shortened where its sign is ambiguous; normalising it would amplify rounding there."""
         ones = torch.ones_like(node_pos[:, :1])  # [M, 1]
-        sh2 = o3.spherical_harmonics(2, node_normal, normalize=True, normalization="component")  # [M, 5]
+        axis = node_normal if node_axis is None else node_axis  # [M, 3]
+        sh2 = o3.spherical_harmonics(2, axis, normalize=True, normalization="component")  # [M, 5]
         return torch.cat([ones, node_pos, node_normal, sh2], dim=1)  # [M, 12]
 
-    def forward(self, node_pos: torch.Tensor, node_normal: torch.Tensor, node_ptr: torch.Tensor | None = None):
-        """``node_pos``/``node_normal`` ``[M, 3]``; ``node_ptr`` ``[B+1]`` (None: one cloud)."""
+    def forward(self, node_pos: torch.Tensor, node_normal: torch.Tensor, node_ptr: torch.Tensor | None = None,
+                node_axis: torch.Tensor | None = None):
+        """``node_pos``/``node_normal``/``node_axis`` ``[M, 3]`` (see ``node_inputs``); ``node_ptr`` ``[B+1]``
+        (None: one cloud)."""
         if node_ptr is None:
             node_ptr = torch.tensor([0, node_pos.shape[0]], device=node_pos.device)
         edge_index = radius_graph(node_pos, node_ptr, self.radius)  # [2, E]
@@ -56,7 +63,7 @@ class ObjectEncoder(torch.nn.Module):
         edge_sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
         edge_radial = self.radial(length)  # [E, num_radial]
         envelope = polynomial_envelope(length, self.radius)  # [E]
-        x = self.embed(self.node_inputs(node_pos, node_normal))  # [M, hidden.dim]
+        x = self.embed(self.node_inputs(node_pos, node_normal, node_axis))  # [M, hidden.dim]
         for layer in self.layers:
             x = layer(x, x, edge_index, edge_sh, edge_radial, envelope)
         return x  # [M, hidden.dim]

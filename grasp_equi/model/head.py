@@ -6,6 +6,7 @@ import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 
+from grasp_equi.geometry import soft_sign
 from grasp_equi.graph import contact_object_graph, contact_pair_graph
 from grasp_equi.model.blocks import GatedConvolution, RadialEmbedding, polynomial_envelope
 
@@ -30,13 +31,13 @@ def _away_from_grasp_centre(normal, pos, contact_grasp, num_contacts):
     A PCA normal has no sign; "away from the object's centroid" is wrong wherever the surface
     faces the centroid (a torus' inner ring, a mug's inside). The fingers squeeze the material
     between the contacts, so away from their centre is outward there too. Rotation-equivariant:
-    only a dot product of relative vectors decides.
+    only a dot product of relative vectors decides, and it fades through zero (``soft_sign``).
     """
     centre = torch.zeros(num_contacts.shape[0], 3, dtype=pos.dtype, device=pos.device)  # [G, 3]
     centre.index_add_(0, contact_grasp, pos)
     centre = centre / num_contacts[:, None].to(pos.dtype)
-    away = ((pos - centre[contact_grasp]) * normal).sum(dim=1, keepdim=True)  # [C, 1]
-    return torch.where(away < 0, -normal, normal)  # [C, 3]
+    arm = torch.nn.functional.normalize(pos - centre[contact_grasp], dim=1)  # [C, 3]
+    return normal * soft_sign((arm * normal).sum(dim=1, keepdim=True))  # [C, 3], fades through 0 when ambiguous
 
 
 class GraspHead(torch.nn.Module):

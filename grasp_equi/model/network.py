@@ -26,7 +26,8 @@ class GraspStabilityNet(torch.nn.Module):
                               config.readout_hidden, config.contact_normals, config.contact_normal_sign)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR])  # [M, hidden]
+        return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR],
+                            batch.get(keys.NODE_AXIS))  # [M, hidden]
 
     def score_grasps(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
         return self.head(node_feats, batch[keys.NODE_POS], batch[keys.NODE_PTR], batch[keys.CONTACT_POS],

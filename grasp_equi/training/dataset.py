@@ -139,7 +139,8 @@ def _rotate(cloud: PreparedCloud, contacts: torch.Tensor, normals: torch.Tensor,
     """Rotate a prepared cloud, its contacts and their normals about the centroid (the origin)."""
     # Preprocessing commutes with rotations (invariant FPS start, rotation-equivariant normal signs),
     # so rotating the prepared tensors equals preprocessing a rotated input cloud.
-    return (PreparedCloud(cloud.node_pos @ rot.T, cloud.node_normal @ rot.T, cloud.center, cloud.scale),
+    return (PreparedCloud(cloud.node_pos @ rot.T, cloud.node_normal @ rot.T, cloud.center, cloud.scale,
+                          node_axis=None if cloud.node_axis is None else cloud.node_axis @ rot.T),
             contacts @ rot.T, normals @ rot.T)
 
 
