@@ -22,6 +22,11 @@ from grasp_equi.geometry import (NeighbourIndex, centroid_sign, estimate_normals
 from grasp_equi.orientation import SurfaceOrientation
 
 
+# Bump when prepare_cloud's output changes for the same input: prepared-cloud caches carry it.
+# 2: duplicates merged, tie-proof sampling, smooth neighbourhoods, soft signs, the normal axis.
+PREPROCESS_VERSION = 2
+
+
 @dataclass
 class PreparedCloud:
     """One cloud after sampling, in normalised coordinates."""

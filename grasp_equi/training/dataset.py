@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from grasp_equi import keys
 from grasp_equi.fileio import save_tensors
-from grasp_equi.geometry import NeighbourIndex
-from grasp_equi.graph import PreparedCloud, collate, contact_normals, normalise_contacts, prepare_cloud
+from grasp_equi.geometry import NeighbourIndex, unique_points
+from grasp_equi.graph import (PREPROCESS_VERSION, PreparedCloud, collate, contact_normals, normalise_contacts,
+                              prepare_cloud)
 from grasp_equi.orientation import VERSION as ORIENTATION_VERSION
 from grasp_equi.orientation import SurfaceOrientation
 
@@ -49,8 +50,7 @@ class CloudRecord:
 
 def _fingerprint(samples: Sequence, num_nodes: int, normal_k: int, orientation: str) -> str:
     """Cheap identity of a sample list + preprocessing settings (guards a disk cache)."""
-    # the default orientation keeps its old fingerprint, so existing caches stay valid
-    tag = "" if orientation == "centroid" else f"/{orientation}-v{ORIENTATION_VERSION}"
+    tag = f"/p{PREPROCESS_VERSION}/{orientation}" + ("" if orientation == "centroid" else f"-v{ORIENTATION_VERSION}")
     h = hashlib.sha1(f"{num_nodes}/{normal_k}/{len(samples)}{tag}".encode())
     for s in samples:
         pts = np.ascontiguousarray(s.points, dtype=np.float32)
@@ -66,7 +66,7 @@ def _prepared_cloud(sample, cached: PreparedCloud | None, num_nodes: int, normal
     if cached is None:
         cloud = prepare_cloud(pts, None, num_nodes, normal_k, orientation=orientation)
         return cloud, cloud.index, cloud.orientation
-    local_points = normalise_contacts(pts, cached)  # [N, 3], the frame prepare_cloud used
+    local_points = normalise_contacts(unique_points(pts)[0], cached, torch.float64)  # [U, 3], prepare_cloud's frame
     index = NeighbourIndex(local_points)
     # the same (deterministic) orientation prepare_cloud built for the node normals
     oriented = SurfaceOrientation.from_cloud(local_points, index, normal_k) if orientation == "surface" else None
@@ -78,6 +78,7 @@ def _save_cache(path: Path, clouds: list[PreparedCloud], fingerprint: str) -> No
     tensors = {
         "node_pos": torch.cat([c.node_pos for c in clouds]).contiguous(),  # [sum M, 3]
         "node_normal": torch.cat([c.node_normal for c in clouds]).contiguous(),  # [sum M, 3]
+        "node_axis": torch.cat([c.axis() for c in clouds]).contiguous(),  # [sum M, 3]
         "sizes": sizes,  # [B]
         "center": torch.stack([c.center for c in clouds]),  # [B, 3] float64
         "scale": torch.stack([c.scale for c in clouds]),  # [B] float64
@@ -100,7 +101,8 @@ def _load_cache(path: Path, fingerprint: str) -> list[PreparedCloud] | None:
         return None
     pos = torch.split(t["node_pos"], t["sizes"].tolist())
     nrm = torch.split(t["node_normal"], t["sizes"].tolist())
-    return [PreparedCloud(p, n, c, s) for p, n, c, s in zip(pos, nrm, t["center"], t["scale"])]
+    axis = torch.split(t["node_axis"], t["sizes"].tolist())
+    return [PreparedCloud(p, n, c, s, node_axis=a) for p, n, a, c, s in zip(pos, nrm, axis, t["center"], t["scale"])]
 
 
 def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache: Path | None = None,
@@ -117,12 +119,13 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
         cloud, index, oriented = _prepared_cloud(s, None if cached is None else cached[i], num_nodes, normal_k,
                                                  orientation)
         # thousands of clouds: no search trees or orientations held in memory beyond this one
-        cloud.index, cloud.orientation = None, None
+        cloud.index, cloud.orientation, cloud.local, cloud.node_index = None, None, None, None
         grasps = [np.asarray(g, dtype=np.float64) for g in s.grasps]
         counts = np.array([len(g) for g in grasps], dtype=np.int64)  # [G]
         flat = torch.as_tensor(np.concatenate(grasps)) if grasps else torch.zeros(0, 3, dtype=torch.float64)
-        local = normalise_contacts(flat, cloud)  # [C, 3]
+        local = normalise_contacts(flat, cloud, torch.float64)  # [C, 3], float64 like the scorer's search
         normals = contact_normals(local, index, normal_k, oriented)  # [C, 3]
+        local = local.to(torch.float32)
         records.append(CloudRecord(
             cloud=cloud, contacts=local, contact_normals=normals,
             num_contacts=counts,
