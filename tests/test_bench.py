@@ -111,6 +111,7 @@ def test_bench_cli_writes_records_with_every_stage(tmp_path, capsys):
         inside = sum(r["stage_ms"][s] for s in ("sampling", "normals", "graph", "encoder", "head"))
         assert inside <= r["total_ms_median"] * 1.5
         assert r["invariance_max_abs"] < 1e-4
+        assert max(r["adversarial_invariance"]["cpu"].values()) <= 1e-5  # grids, symmetric and repeated clouds
         assert r["host_peak_mb"] is None or r["host_peak_mb"] > 10
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     out_text = capsys.readouterr().out

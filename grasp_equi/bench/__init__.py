@@ -149,6 +149,14 @@ def _compile(scorer, k: int) -> float:
     return time.perf_counter() - start
 
 
+def _adversarial_invariance(scorer) -> dict[str, float]:
+    """Max |score change| per cloud of the adversarial family (``grasp_equi.adversarial``)."""
+    from grasp_equi.adversarial import adversarial_family, invariance_error, rigid_motions
+
+    motions = rigid_motions()
+    return {case.name: invariance_error(scorer.score, case, motions) for case in adversarial_family()}
+
+
 def run(args) -> int:
     if args.k < 2:
         raise ValueError("--k must be >= 2 (a grasp needs at least two contacts)")
@@ -224,7 +232,13 @@ def run(args) -> int:
         print(f"invariance: max |score change| under a random rigid motion = {max(worst):.2e}")
 
     print(help_line(help_s))
-    meta = {"model": model, "torch": torch.__version__, "quick": bool(args.quick), "cli_help_s": help_s}
+    adversarial = {device: _adversarial_invariance(scorer) for device, scorer in scorers.items()}
+    for device, errors in adversarial.items():
+        name = max(errors, key=errors.get)
+        print(f"invariance on {len(errors)} adversarial clouds (grids, symmetric meshes, repeated points, depth "
+              f"views; rigid motions up to 100 m) on {device}: max |score change| {errors[name]:.2e} ({name})")
+    meta = {"model": model, "torch": torch.__version__, "quick": bool(args.quick), "cli_help_s": help_s,
+            "adversarial_invariance": adversarial}
     if args.propose:
         from grasp_equi.bench.propose import measure_propose, propose_table
 
