@@ -259,12 +259,13 @@ def test_propose_cloud_publishes_ranked_poses(client):
     ids, scores, reasons = result.per_pose()
     assert ids.tolist() == list(range(len(ranked.poses))) and (reasons == 0).all()
     assert np.all(np.diff(scores) <= 0)  # best first
-    np.testing.assert_allclose(result.width, 0.04, atol=2e-3)
+    # across the 4 cm side, the closing line within the friction cone (mu 0.5: 26.6 degrees) of the faces' normals
+    assert np.all((result.width > 0.038) & (result.width < 0.04 / np.cos(np.arctan(0.5)) + 2e-3)), result.width
     poses = np.array([[p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
                        p.orientation.z, p.orientation.w] for p in ranked.poses])
     positions, rotations = as_frames(poses)
     assert not in_collision(as_f32(pts), positions, rotations, GripperBody()).any()
-    np.testing.assert_allclose(np.abs(rotations[:, 0, 1]), 1.0, atol=0.05)  # closing along the box's x
+    assert np.all(np.abs(rotations[:, 0, 1]) > np.cos(np.arctan(0.5)) - 0.02)  # closing along the box's x
     markers = client.markers.get(key)
     assert markers is not None
     grippers = [m for m in markers.markers if m.ns == "grasp_equi/grippers"]

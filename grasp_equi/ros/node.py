@@ -271,6 +271,7 @@ class GraspNode(Node):
         """``scored_grasps`` (the input's fields + score) and markers for a contacts request."""
         grasps = request.grasps
         scores = self.scorer.score_encoded(encoded, grasps) if grasps else np.zeros(0, np.float32)  # [G]
+        self._count_unjudged(self.scorer.reasons if grasps else [])
         out = codec.encode_cloud(request.header, {**request.columns,
                                                   "score": scores[request.contact_grasp].astype(np.float32)})
         return out, grasp_markers(request.header, grasps, scores, request.grasp_ids, settings.marker_size), None
@@ -286,6 +287,7 @@ class GraspNode(Node):
         scores = np.full(len(reasons), np.nan, dtype=np.float32)  # [P]
         if len(ids):
             scores[ids] = self.scorer.score_encoded(encoded, contacts[ids])
+            self._count_unjudged(self.scorer.reasons)
         header = request.header
         out = codec.encode_cloud(header, pose_columns(request.positions, contacts, widths, reasons, scores),
                                  is_dense=bool(len(ids) == len(reasons)))
