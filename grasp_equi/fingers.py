@@ -57,6 +57,8 @@ def propose_fingers(planner: GraspPlanner, points, k: int, normals=None, top_k: 
     start = time.perf_counter()
     scores = planner.scorer.score_encoded(encoded, contacts) if len(chosen) else np.zeros(0, np.float32)
     timings["score"] = _ms(start)
+    judged = np.isfinite(scores)  # NaN: a contact off the surface (never ranked)
+    chosen, contacts, scores = chosen[judged], contacts[judged], scores[judged]
     keep = rank(scores, contacts, rotations[chosen][:, :, 2], top_k, cfg.nms_distance, cfg.nms_angle)
     rot = rotations[chosen[keep]]
     widths = np.einsum("gi,gi->g", contacts[keep, 0] - contacts[keep, 1:].mean(axis=1), rot[:, :, 1])

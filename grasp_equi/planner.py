@@ -124,6 +124,8 @@ class GraspPlanner:
         start = time.perf_counter()
         scores = self.scorer.score_encoded(encoded, contacts[ok]) if len(ok) else np.zeros(0, np.float32)
         timings["score"] = _ms(start)
+        judged = np.isfinite(scores)  # NaN: the scorer found a contact off the surface (never ranked)
+        ok, scores = ok[judged], scores[judged]
         counts = {"pairs": num_pairs, "candidates": len(positions),
                   "collision_free": int((reasons != 2).sum()), "scored": len(ok)}
         keep = rank(scores, contacts[ok], rotations[ok][:, :, 2], top_k, cfg.nms_distance, cfg.nms_angle)

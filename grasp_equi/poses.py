@@ -25,8 +25,8 @@ import torch
 from grasp_equi.gripper import JawGeometry, close_jaws, matrix_to_quaternion, quaternion_to_matrix
 
 # Why a pose got no score (codes are stable: they travel in the node's ``reason`` field).
-REASONS = {0: "scored", 1: "no_contact", 2: "collision"}
-SCORED, NO_CONTACT, COLLISION = 0, 1, 2
+REASONS = {0: "scored", 1: "no_contact", 2: "collision", 3: "off_surface"}
+SCORED, NO_CONTACT, COLLISION, OFF_SURFACE = 0, 1, 2, 3  # off_surface: the scorer could not judge it (NaN)
 MIN_WIDTH = 0.002  # metres: jaws closing to a narrower gap hold nothing
 
 
@@ -212,4 +212,5 @@ def score_poses(points, poses, gripper: GripperBody | JawGeometry | None = None,
     if len(keep):
         scorer = scorer or GraspScorer.from_checkpoint()
         scores[keep] = scorer.score(pts, contacts[keep], nrm)
+        reasons[keep[~np.isfinite(scores[keep])]] = OFF_SURFACE
     return PoseScores(scores, contacts, widths, reasons)

@@ -3,7 +3,8 @@
 ``scored_grasps`` for a ``grasp_poses`` request keeps every input pose's index (``grasp_id``):
 a scored pose gives two rows (its contacts, +y pad first) with ``score`` and ``width``; a pose
 left out gives one row at the pose's position with ``score`` and ``width`` NaN and a non-zero
-``reason`` (``grasp_equi.poses.REASONS``: 1 = no_contact, 2 = collision). For proposals
+``reason`` (``grasp_equi.poses.REASONS``: 1 = no_contact, 2 = collision, 3 = off_surface: the
+scorer could not judge it). For proposals
 ``grasp_id`` is the rank (0 = best) and every row has reason 0.
 """
 

@@ -29,7 +29,7 @@ from grasp_equi.checkpoint import CheckpointError
 from grasp_equi.contacts import reason_key
 from grasp_equi.gripper import quaternion_to_matrix
 from grasp_equi.planner import GraspPlanner
-from grasp_equi.poses import COLLISION, NO_CONTACT, SCORED, close_and_check
+from grasp_equi.poses import COLLISION, NO_CONTACT, OFF_SURFACE, SCORED, close_and_check
 from grasp_equi.scene import segment_object
 from grasp_equi.ros import codec
 from grasp_equi.ros.answers import pose_array, pose_columns, ranked_columns, ranked_pose_array
@@ -288,6 +288,8 @@ class GraspNode(Node):
         if len(ids):
             scores[ids] = self.scorer.score_encoded(encoded, contacts[ids])
             self._count_unjudged(self.scorer.reasons)
+            reasons[ids[~np.isfinite(scores[ids])]] = OFF_SURFACE  # one row at the pose, score NaN, reason 3
+            ids = ids[np.isfinite(scores[ids])]
         header = request.header
         out = codec.encode_cloud(header, pose_columns(request.positions, contacts, widths, reasons, scores),
                                  is_dense=bool(len(ids) == len(reasons)))
