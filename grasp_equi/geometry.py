@@ -215,10 +215,12 @@ def nearest_neighbours(queries: torch.Tensor, cloud: torch.Tensor, k: int) -> to
     return NeighbourIndex(cloud).query(queries, k)
 
 
-# A smooth k-NN neighbourhood: the kernel reaches out to KERNEL_REACH x the k-th neighbour's distance
-# (capped by the farthest of QUERY_FACTOR x k candidates); (1 - t^2)^2 spans about the same area as
-# k uniform weights (second moment 0.56 vs 0.5 of the k-th distance squared).
-KERNEL_REACH = 1.5
+# A smooth k-NN neighbourhood: weight 1 out to KERNEL_FLAT of the reach, then a smooth fall to 0 at
+# the reach, KERNEL_REACH x the k-th neighbour's distance (capped by the farthest of QUERY_FACTOR x k
+# candidates). Close to the plain k-NN average (which the normal-orientation rules were tuned on),
+# without its jump when two distances swap at the k-th place.
+KERNEL_REACH = 1.05
+KERNEL_FLAT = 0.85
 QUERY_FACTOR = 3
 
 
@@ -227,14 +229,15 @@ def neighbourhood_weights(dist: torch.Tensor, k: int) -> torch.Tensor:
 
     A hard k-NN set changes when two distances swap at the k-th place (a grid, a ring of
     equidistant points), and the swap depends on rounding, so on the pose. Here each candidate
-    gets ``(1 - (d / r)^2)^2`` with ``r = min(KERNEL_REACH d_k, d_max)``: ``r`` is a continuous
-    function of the cloud, every point closer than ``r`` is among the candidates whatever the
-    tie-breaking, and points at ``r`` (the only ones a tie could swap) weigh exactly 0.
+    gets ``w(d / r)`` with ``r = min(KERNEL_REACH d_k, d_max)``: ``r`` is a continuous function of
+    the cloud, every point closer than ``r`` is among the candidates whatever the tie-breaking,
+    and ``w`` falls smoothly from 1 (below ``KERNEL_FLAT``) to exactly 0 at ``r``.
     """
     k = min(k, dist.shape[1])
     reach = torch.minimum(KERNEL_REACH * dist[:, k - 1], dist[:, -1])[:, None]  # [n_q, 1]
-    t = (dist / reach.clamp_min(torch.finfo(dist.dtype).tiny)).clamp(max=1.0)  # [n_q, n_c]
-    return (1.0 - t * t) ** 2
+    t = dist / reach.clamp_min(torch.finfo(dist.dtype).tiny)  # [n_q, n_c]
+    u = ((t - KERNEL_FLAT) / (1.0 - KERNEL_FLAT)).clamp(0.0, 1.0)
+    return (1.0 - u * u) ** 2
 
 
 def local_pca(queries: torch.Tensor, cloud: torch.Tensor, k: int, index: NeighbourIndex | None = None,
