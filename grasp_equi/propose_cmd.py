@@ -159,21 +159,13 @@ def run(args) -> int:
     return 0
 
 
-def score_pose_file(args, points, normals) -> int:
-    """``grasp-equi score --poses FILE``: one line per pose (index, score or '-', reason)."""
+def score_pose_file(args, points, normals, poses, limits=None) -> int:
+    """``grasp-equi score --poses FILE``: one line per pose (index, score or '-', reason);
+    ``poses`` as read by ``score_cmd.load_poses``."""
     from grasp_equi.poses import score_poses
     from grasp_equi.scorer import GraspScorer
 
-    path = Path(args.poses)
-    if not path.is_file():
-        raise FileNotFoundError(f"poses file {path}: no such file")
-    try:
-        poses = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"poses file {path}: not a readable .npy array ({err})") from None
-    if not isinstance(poses, np.ndarray):
-        raise ValueError(f"poses file {path}: expected one (G, 7) or (G, 4, 4) array, found an .npz archive")
-    scorer = GraspScorer.from_checkpoint(args.weights, device=args.device)
+    scorer = GraspScorer.from_checkpoint(args.weights, device=args.device, limits=limits)
     result = score_poses(points, poses, gripper_from_args(args), scorer, normals)
     if args.json:
         print(json.dumps([None if np.isnan(s) else round(float(s), 6) for s in result.scores]))

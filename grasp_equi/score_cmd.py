@@ -1,4 +1,8 @@
-"""``grasp-equi score``: score grasps stored in files, print one probability per grasp."""
+"""``grasp-equi score``: score grasps stored in files, print one probability per grasp.
+
+Files are read with ``grasp_equi.files``: shapes, dtypes and sizes are checked against the
+limits (options below, docs/limits.md) from the headers, before any data is read.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +12,82 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_equi import limits as L
 from grasp_equi.cli_types import device
+from grasp_equi.files import FileFormatError, load_npy, load_npz
+from grasp_equi.limits import Limits
 from grasp_equi.propose_cmd import add_gripper_arguments
 
 
-def load_npy(path, what: str) -> np.ndarray:
-    """``np.load`` that names the file in every error (FileNotFoundError / ValueError)."""
+def _cloud_shape(limits: Limits, columns: tuple[int, ...]):
+    def check(shape: tuple[int, ...]) -> None:
+        if len(shape) != 2 or shape[1] not in columns:
+            want = " or ".join(f"(N, {c})" for c in columns)
+            raise ValueError(f"expected an {want} array, got shape {shape}")
+        limits.check_points(shape[0])
+    return check
+
+
+def _exists(path, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path}: no such file")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        reason = "" if "pickle" in str(err) else f" ({' '.join(str(err).split())})"
-        raise ValueError(f"{what} file {path}: not a readable .npy/.npz array{reason}") from None
+    return path
 
 
-def load_cloud(path) -> tuple[np.ndarray, np.ndarray | None]:
+def load_cloud(path, limits: Limits | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Points (and normals when present) from ``.npy`` ``(N,3|6)``, ``.npz`` (points[, normals])
-    or, when open3d is installed, ``.ply``/``.pcd``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"cloud file {path}: no such file")
+    or, when open3d is installed, ``.ply``/``.pcd``/``.xyz``. Sizes are checked against
+    ``limits`` before the data is read; ``FileNotFoundError``/``ValueError`` name the file."""
+    limits = limits or Limits()
+    path = _exists(path, "cloud")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        arr = load_npy(path, "cloud")
-        if arr.ndim != 2 or arr.shape[1] not in (3, 6):
-            raise ValueError(f"cloud file {path}: expected an (N, 3) or (N, 6) array, got {arr.shape}")
+        arr = load_npy(path, "cloud file", limits, _cloud_shape(limits, (3, 6)))
         return arr[:, :3], (arr[:, 3:] if arr.shape[1] == 6 else None)
     if suffix == ".npz":
-        data = load_npy(path, "cloud")
-        if not isinstance(data, np.lib.npyio.NpzFile) or "points" not in data:
-            raise ValueError(f"cloud file {path}: no 'points' array")
-        return data["points"], (data["normals"] if "normals" in data else None)
+        data = load_npz(path, "cloud file", ("points", "normals"), ("points",), limits,
+                        lambda name: _cloud_shape(limits, (3,)))
+        return data["points"], data.get("normals")
     if suffix in (".ply", ".pcd", ".xyz"):
+        if path.stat().st_size > limits.max_file_bytes:
+            raise FileFormatError(f"cloud file {path}: {path.stat().st_size} bytes, more than "
+                                  f"max_file_bytes={limits.max_file_bytes}")
         import open3d as o3d
 
         pcd = o3d.io.read_point_cloud(str(path))
         if len(pcd.points) == 0:
             raise ValueError(f"cloud file {path}: no points could be read")
+        limits.check_points(len(pcd.points), f"cloud file {path}")
         normals = np.asarray(pcd.normals) if pcd.has_normals() else None
         return np.asarray(pcd.points), normals
     raise ValueError(f"cloud file {path}: unsupported format {suffix!r} (use .npy, .npz, .ply, .pcd)")
+
+
+def load_grasps(path, limits: Limits | None = None) -> np.ndarray:
+    """Contacts ``(G, K, 3)`` from an ``.npy`` file; G and K are checked against ``limits``
+    from the header, before the data is read."""
+    limits = limits or Limits()
+    path = _exists(path, "grasps")
+
+    def check(shape: tuple[int, ...]) -> None:
+        if len(shape) != 3 or shape[2] != 3:
+            raise ValueError(f"expected a (G, K, 3) array, got shape {shape}")
+        limits.check_grasp_sizes(np.full(min(shape[0], limits.max_grasps + 1), shape[1]))
+    return load_npy(path, "grasps file", limits, check)
+
+
+def load_poses(path, limits: Limits | None = None) -> np.ndarray:
+    """Gripper poses ``(G, 7)`` or ``(G, 4, 4)`` from an ``.npy`` file, G checked against ``limits``."""
+    limits = limits or Limits()
+    path = _exists(path, "poses")
+
+    def check(shape: tuple[int, ...]) -> None:
+        if not (len(shape) == 2 and shape[1] == 7 or len(shape) == 3 and shape[1:] == (4, 4)):
+            raise ValueError(f"expected a (G, 7) or (G, 4, 4) array, got shape {shape}")
+        if shape[0] > limits.max_grasps:
+            raise ValueError(f"{shape[0]} poses, more than max_grasps={limits.max_grasps}")
+    return load_npy(path, "poses file", limits, check)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,20 +100,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of one line per grasp")
     add_gripper_arguments(p)
+    add_limit_arguments(p)
+
+
+def add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``Limits`` options (checked before anything is allocated)."""
+    g = p.add_argument_group("limits (checked before anything is allocated; docs/limits.md)")
+    g.add_argument("--max-points", type=int, default=L.MAX_POINTS, help="points per cloud (default %(default)s)")
+    g.add_argument("--max-grasps", type=int, default=L.MAX_GRASPS, help="grasps per file (default %(default)s)")
+    g.add_argument("--max-contacts-per-grasp", type=int, default=L.MAX_CONTACTS_PER_GRASP,
+                   help="K, contacts per grasp; memory grows with K^2 (default %(default)s)")
+    g.add_argument("--max-file-mb", type=float, default=L.MAX_FILE_BYTES / 2**20,
+                   help="MiB of (decompressed) array data per file (default %(default)g)")
+    g.add_argument("--min-object-radius", type=float, default=L.MIN_OBJECT_RADIUS,
+                   help="m, smallest plausible characteristic radius (max distance of a point from the "
+                        "centroid) (default %(default)g)")
+    g.add_argument("--max-object-radius", type=float, default=L.MAX_OBJECT_RADIUS,
+                   help="m, largest plausible characteristic radius (default %(default)g)")
+
+
+def limits_from_args(args) -> Limits:
+    """``Limits`` from the options above; ``ValueError`` for a non-positive one."""
+    return Limits(max_contacts_per_grasp=args.max_contacts_per_grasp, max_grasps=args.max_grasps,
+                  max_points=args.max_points, max_file_bytes=int(args.max_file_mb * 2**20),
+                  min_object_radius=args.min_object_radius, max_object_radius=args.max_object_radius)
 
 
 def run(args) -> int:
-    from grasp_equi import GraspScorer
-
-    points, normals = load_cloud(args.cloud)
+    limits = limits_from_args(args)
+    points, normals = load_cloud(args.cloud, limits)
     if args.poses is not None:
         from grasp_equi.propose_cmd import score_pose_file
 
-        return score_pose_file(args, points, normals)
-    contacts = load_npy(args.grasps, "grasps")
-    if not isinstance(contacts, np.ndarray):
-        raise ValueError(f"grasps file {args.grasps}: expected one (G, K, 3) array, found an .npz archive")
-    scorer = GraspScorer.from_checkpoint(args.weights, device=args.device)
+        return score_pose_file(args, points, normals, load_poses(args.poses, limits), limits)
+    contacts = load_grasps(args.grasps, limits)  # refused here, before torch is even imported
+    from grasp_equi import GraspScorer
+
+    scorer = GraspScorer.from_checkpoint(args.weights, device=args.device, limits=limits)
     try:
         scores = scorer.score(points, contacts, normals)
     except ValueError as err:

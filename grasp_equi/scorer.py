@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grasp_equi.checkpoint import CheckpointError, load_weights, read_checkpoint
+from grasp_equi.checkpoint import CheckpointError, load_weights, read_header
 from grasp_equi.contacts import off_surface_reasons, surface_gaps
 from grasp_equi.geometry import NeighbourIndex
+from grasp_equi.limits import Limits
 from grasp_equi.graph import (PreparedCloud, as_grasp_list, collate, collate_grasps, contact_normals,
                               normalise_contacts, prepare_cloud)
 from grasp_equi.model import ModelConfig, build_model
@@ -47,8 +48,9 @@ class GraspScorer:
     """
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, device="auto", name: str = "untrained",
-                 info: dict | None = None, grasp_chunk: int | None = None):
+                 info: dict | None = None, grasp_chunk: int | None = None, limits: Limits | None = None):
         self.device = resolve_device(device)
+        self.limits = limits or Limits()  # input sizes and plausible object radii (grasp_equi.limits)
         self.model = model.to(self.device).eval()
         self.config = config
         self.name = name
@@ -64,24 +66,29 @@ class GraspScorer:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_checkpoint(cls, path=None, device="auto") -> "GraspScorer":
-        """Load a ``.safetensors`` checkpoint; ``None`` = the shipped weights."""
+    def from_checkpoint(cls, path=None, device="auto", limits: Limits | None = None) -> "GraspScorer":
+        """Load a ``.safetensors`` checkpoint; ``None`` = the shipped weights. Raises
+        ``CheckpointError`` (naming the file and the key) for anything unusable."""
         path = Path(path) if path is not None else SHIPPED_WEIGHTS
         if not path.is_file() and path == SHIPPED_WEIGHTS:
             raise CheckpointError(f"no shipped weights at {path}: train them with `make train` or pass a path")
-        state, config, info = read_checkpoint(path)
-        model = build_model(config)
-        load_weights(path, model, state)
-        return cls(model, config, device, name=path.name, info=info)
+        config, info, _, _ = read_header(path)  # schema-checked config; no tensor read yet
+        try:
+            model = build_model(config)
+        except (ValueError, RuntimeError, AssertionError) as err:
+            raise CheckpointError(f"checkpoint {path}: its model config cannot be built ({err})") from None
+        load_weights(path, model)  # shapes checked against the header, then finite weights read
+        return cls(model, config, device, name=path.name, info=info, limits=limits)
 
     @classmethod
-    def untrained(cls, seed: int = 0, device="auto", **config_overrides) -> "GraspScorer":
+    def untrained(cls, seed: int = 0, device="auto", limits: Limits | None = None,
+                  **config_overrides) -> "GraspScorer":
         """Randomly initialised network (for tests and benchmarks)."""
         config = ModelConfig(**config_overrides)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(config)
-        return cls(model, config, device, name=f"untrained(seed={seed})")
+        return cls(model, config, device, name=f"untrained(seed={seed})", limits=limits)
 
     def compile(self) -> "GraspScorer":
         """Opt in to ``torch.compile`` of the tensor-product kernels (see ``model/compile.py``):
@@ -106,8 +113,12 @@ class GraspScorer:
 
     @torch.no_grad()
     def encode(self, points, normals=None) -> EncodedCloud:
-        """Validate, sample, estimate normals and run the encoder once for this cloud."""
+        """Validate, sample, estimate normals and run the encoder once for this cloud.
+        ``ValueError`` for a bad cloud, one over ``limits.max_points`` or outside the plausible
+        object size (the message gives the measured radius)."""
         pts, nrm = check_cloud(points, normals)
+        self.limits.check_points(len(pts), "points")
+        self.limits.check_object_size(pts)
         self.sample_timings = {}
         with self._stage("sample"):
             pts_t = torch.as_tensor(pts, device=self.device)  # [N, 3] float64
@@ -123,7 +134,7 @@ class GraspScorer:
     @torch.no_grad()
     def score_encoded(self, encoded: EncodedCloud, contacts, return_reasons: bool = False):
         """P(stable) ``(G,)`` for each grasp on an already-encoded cloud (see ``score``)."""
-        grasps = _validated_grasps(contacts)
+        grasps = _validated_grasps(contacts, self.limits)
         scores = np.full(len(grasps.counts), np.nan, dtype=np.float32)  # [G]
         reasons: list[str | None] = [None] * len(grasps.counts)
         if len(grasps.counts):
@@ -152,7 +163,7 @@ class GraspScorer:
         exact distance ties; with ties it may pick other, equivalent nodes.
         """
         self.timings = {}
-        grasps = _validated_grasps(contacts)  # bad grasps fail before the cloud is encoded
+        grasps = _validated_grasps(contacts, self.limits)  # bad grasps fail before the cloud is encoded
         return self.score_encoded(self.encode(points, normals), grasps, return_reasons)
 
     def _prepare_contacts(self, encoded: EncodedCloud, grasps: "_Grasps"):
@@ -194,16 +205,19 @@ class _Grasps:
     counts: np.ndarray
 
 
-def _validated_grasps(contacts) -> _Grasps:
+def _validated_grasps(contacts, limits: Limits) -> _Grasps:
     """Validate ``(G, K, 3)`` arrays in one vectorised pass (same messages as ``check_grasps``,
     which a Python loop over thousands of grasps would make the slowest stage on a GPU);
-    lists of ``(K_i, 3)`` arrays go through ``check_grasps``."""
+    lists of ``(K_i, 3)`` arrays go through ``check_grasps``. G and each K are checked against
+    ``limits`` from the shapes alone, before anything is converted or allocated."""
     if isinstance(contacts, _Grasps):
+        limits.check_grasp_sizes(contacts.counts)
         return contacts
     if torch.is_tensor(contacts):
         contacts = contacts.detach().cpu().numpy()
     if isinstance(contacts, np.ndarray) and contacts.ndim == 3 and contacts.dtype.kind in "fiu":
         num_grasps, k, dim = contacts.shape
+        limits.check_grasp_sizes(np.full(num_grasps, k))
         if num_grasps and dim != 3:
             raise ValueError(f"grasp 0 must have shape (K, 3); got {(k, dim)}")
         if num_grasps and k < 2:
@@ -213,7 +227,9 @@ def _validated_grasps(contacts) -> _Grasps:
         if bad.any():
             raise ValueError(f"grasp {int(np.argmax(bad))} has non-finite (NaN/inf) contact coordinates")
         return _Grasps(arr.reshape(-1, 3), np.full(num_grasps, k, dtype=np.int64))
-    grasps = check_grasps(as_grasp_list(contacts))
+    listed = as_grasp_list(contacts)
+    limits.check_grasp_sizes([len(g) if np.ndim(g) else 0 for g in listed])
+    grasps = check_grasps(listed)
     flat = np.concatenate(grasps) if grasps else np.zeros((0, 3))
     return _Grasps(flat, np.array([len(g) for g in grasps], dtype=np.int64))
 

@@ -7,9 +7,16 @@ import numpy as np
 MIN_POINTS = 4
 
 
+NUMERIC_KINDS = "fiu"  # float, signed and unsigned int: bool, complex, strings, dates are not coordinates
+
+
 def _finite_array(name: str, value, shape_hint: str) -> np.ndarray:
+    """``value`` as a float64 array; ``ValueError`` for anything that is not real numbers."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind not in NUMERIC_KINDS:
+            raise TypeError(f"dtype {raw.dtype} is not a real number type")
+        arr = raw.astype(np.float64, copy=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be a numeric array of shape {shape_hint}: {err}") from None
     return arr
@@ -23,6 +30,8 @@ def check_cloud(points, normals=None) -> tuple[np.ndarray, np.ndarray | None]:
     if pts.shape[0] == 0:
         raise ValueError("points is empty: the object cloud needs at least "
                          f"{MIN_POINTS} points")
+    if not np.isfinite(pts).all(axis=1).any():
+        raise ValueError(f"all {pts.shape[0]} points are non-finite (NaN/inf)")
     if pts.shape[0] < MIN_POINTS:
         raise ValueError(f"points has {pts.shape[0]} points; at least {MIN_POINTS} are needed")
     bad = ~np.isfinite(pts).all(axis=1)

@@ -45,9 +45,10 @@ def layout_message(columns: dict[str, tuple[int, np.ndarray]], height: int, widt
 def test_roundtrip_with_normals_and_contacts(rng):
     header = Header(frame_id="cam")
     pts, nrm = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)  # normal fields must be unit vectors
     cloud = decode_cloud(cloud_message(header, pts, nrm), BIG)
     np.testing.assert_allclose(cloud.points, pts.astype(np.float32))
-    np.testing.assert_allclose(cloud.normals, nrm.astype(np.float32))
+    np.testing.assert_allclose(cloud.normals, nrm.astype(np.float32), atol=1e-6)
     contacts = rng.normal(size=(4, 3, 3))
     dec = decode_contacts(contacts_message(header, contacts), BIG)
     ids, groups = dec.grasps()
@@ -91,9 +92,9 @@ def base_contacts() -> PointCloud2:
 @pytest.mark.parametrize("mutate, reason", [
     (lambda m: setattr(m, "fields", m.fields[1:]), "missing field"),
     (lambda m: setattr(m.fields[0], "datatype", PointField.INT8), "expected one of"),
-    (lambda m: setattr(m.fields[3], "datatype", PointField.FLOAT32), "grasp_id.*expected one of"),
+    (lambda m: setattr(m.fields[3], "datatype", PointField.FLOAT64), "grasp_id.*does not fit"),
     (lambda m: setattr(m.fields[0], "datatype", 42), "unknown datatype"),
-    (lambda m: setattr(m.fields[1], "count", 3), "count 3"),
+    (lambda m: setattr(m.fields[1], "count", 3), "overlap"),  # 3 floats of y run into z
     (lambda m: setattr(m.fields[2], "offset", 1000), "does not fit"),
     (lambda m: setattr(m.fields[1], "name", "x"), "appears twice"),
     (lambda m: setattr(m, "data", m.data[:-1]), "truncated"),

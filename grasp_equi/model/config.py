@@ -3,9 +3,81 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass
 
 FORMAT_VERSION = 1
+
+# The schema every config is checked against before a model is built (so a checkpoint's
+# metadata cannot ask for gigabytes): key -> (type, lowest, highest) or a tuple of choices.
+# The ranges are generous (the shipped model is well inside) but bound every tensor size.
+CHOICES = {
+    "architecture": ("equivariant", "pointnet"),
+    "contact_normal_sign": ("centroid", "grasp"),
+    "normal_orientation": ("centroid", "surface"),
+}
+RANGES: dict[str, tuple[type, float, float]] = {
+    "num_nodes": (int, 4, 4096),
+    "normal_k": (int, 3, 128),
+    "lmax": (int, 0, 4),
+    "encoder_layers": (int, 0, 8),
+    "pair_layers": (int, 0, 8),
+    "radius": (float, 1e-3, 10.0),
+    "pair_range": (float, 1e-3, 100.0),
+    "num_radial": (int, 1, 64),
+    "radial_hidden": (int, 1, 1024),
+    "avg_neighbors": (float, 1e-3, 1e4),
+    "readout_hidden": (int, 1, 4096),
+    "baseline_width": (int, 1, 4096),
+    "max_contact_distance": (float, 1e-3, 100.0),
+}
+MAX_IRREPS_CHANNELS = 1024  # sum of multiplicities in irreps_hidden
+_IRREPS = re.compile(r"^\s*(\d{1,5})x(\d)([eo])\s*$")
+
+
+def _check_irreps(value, lmax: int) -> str:
+    """``"32x0e + 8x1o"``-style text with bounded channels and l <= lmax, checked by hand
+    (so no e3nn object is built from an unchecked string)."""
+    if not isinstance(value, str) or len(value) > 256:
+        raise ValueError("must be a string like '32x0e + 8x1o + 4x2e' (at most 256 characters)")
+    terms = [_IRREPS.match(t) for t in value.split("+")]
+    if not terms or not all(terms):
+        raise ValueError(f"{value!r} is not a sum of terms like '32x0e'")
+    channels = sum(int(t.group(1)) for t in terms)
+    if not 1 <= channels <= MAX_IRREPS_CHANNELS:
+        raise ValueError(f"{value!r} has {channels} channels; allowed 1..{MAX_IRREPS_CHANNELS}")
+    if not any(t.group(2) == "0" and t.group(3) == "e" and int(t.group(1)) > 0 for t in terms):
+        raise ValueError(f"{value!r} has no scalar (0e) channel for the readout")
+    if max(int(t.group(2)) for t in terms) > lmax:
+        raise ValueError(f"{value!r} has an l above lmax={lmax}")
+    return value
+
+
+def _check_value(key: str, value):
+    """``value`` of ``key`` as its schema type; ``ValueError`` (without the key) when it does not fit."""
+    if key in CHOICES:
+        if not isinstance(value, str) or value not in CHOICES[key]:
+            raise ValueError(f"must be one of {list(CHOICES[key])}; got {value!r}")
+        return value
+    if key == "contact_normals":
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false; got {value!r}")
+        return value
+    kind, lo, hi = RANGES[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise ValueError(f"must be {'an integer' if kind is int else 'a number'}; got {value!r}")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(f"must be in [{lo:g}, {hi:g}]; got {value!r}")
+    return kind(value)
+
+
+class ConfigError(ValueError):
+    """A model config value outside the schema; ``key`` names it."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"model config {key!r} {problem}")
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -47,10 +119,17 @@ class ModelConfig:
     # generous because single-view clouds miss the back side that the far finger touches
 
     def __post_init__(self):
-        if self.contact_normal_sign not in ("centroid", "grasp"):
-            raise ValueError(f"contact_normal_sign must be 'centroid' or 'grasp'; got {self.contact_normal_sign!r}")
-        if self.normal_orientation not in ("centroid", "surface"):
-            raise ValueError(f"normal_orientation must be 'centroid' or 'surface'; got {self.normal_orientation!r}")
+        """Check every value against the schema (``ConfigError`` names the key)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            try:
+                if f.name == "irreps_hidden":
+                    lmax = self.lmax if isinstance(self.lmax, int) and not isinstance(self.lmax, bool) else 4
+                    _check_irreps(value, lmax)
+                else:
+                    object.__setattr__(self, f.name, _check_value(f.name, value))
+            except ValueError as err:
+                raise ConfigError(f.name, str(err)) from None
 
     @property
     def uses_contact_normals(self) -> bool:
@@ -62,10 +141,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"model config must be a JSON object; got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown model config keys {unknown}")
+            raise ConfigError(str(unknown[0]), f"is not a model config key (unknown keys {unknown[:5]})")
         data = {"contact_normals": False, "contact_normal_sign": "centroid", "normal_orientation": "centroid",
                 **data}  # older checkpoints
         return cls(**data)

@@ -43,6 +43,8 @@ INT_TYPES = (PointField.INT8, PointField.UINT8, PointField.INT16, PointField.UIN
              PointField.INT32, PointField.UINT32)
 XYZ = ("x", "y", "z")
 NORMALS = ("normal_x", "normal_y", "normal_z")
+MAX_GRASP_ID = 2**32 - 1  # grasp ids are echoed as UINT32 in scored_grasps
+NORMAL_LENGTH_TOLERANCE = 0.01  # |1 - |n|| allowed for a normal field before it is refused; then normalised
 
 
 @dataclass
@@ -62,13 +64,16 @@ class DecodedContacts:
     grasp_id: np.ndarray
     normals: np.ndarray | None
 
-    def grasps(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Group contacts by ``grasp_id``: sorted unique ids ``(G,)`` and ``G`` arrays ``(K_i, 3)``."""
+    def grasps(self, limits=None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Group contacts by ``grasp_id``: sorted unique ids ``(G,)`` and ``G`` arrays ``(K_i, 3)``.
+        With ``limits`` (``grasp_equi.limits.Limits``), G and each K are checked before grouping."""
         if len(self.grasp_id) == 0:
             return np.zeros(0, dtype=np.int64), []  # an empty request gets an empty answer
         ids, inverse = np.unique(self.grasp_id, return_inverse=True)
         order = np.argsort(inverse, kind="stable")  # contacts of one grasp keep message order
         counts = np.bincount(inverse, minlength=len(ids))  # [G]
+        if limits is not None:
+            limits.check_grasp_sizes(counts, ids)
         single = np.flatnonzero(counts < 2)
         if len(single):
             raise ValueError(f"grasp_id {int(ids[single[0]])} has {int(counts[single[0]])} contact; "
@@ -100,11 +105,24 @@ def _point_count(msg: PointCloud2, max_points: int) -> int:
 
 
 def _field_table(msg: PointCloud2) -> dict[str, PointField]:
+    """Fields by name; ``ValueError`` for a duplicate name, or for two fields of known type that
+    overlap or one that reaches beyond ``point_step`` (x, y, z all at offset 0 would decode as a line)."""
     table: dict[str, PointField] = {}
+    spans = []  # (start, end, name) of every field of a known type
     for field in msg.fields:
         if field.name in table:
             raise ValueError(f"field {field.name!r} appears twice")
         table[field.name] = field
+        if field.datatype in DATATYPES and field.count > 0:
+            end = int(field.offset) + DATATYPES[field.datatype].itemsize * int(field.count)
+            if end > int(msg.point_step):
+                raise ValueError(f"field {field.name!r} (offset {field.offset}, ends at byte {end}) "
+                                 f"does not fit in point_step {msg.point_step}")
+            spans.append((int(field.offset), end, field.name))
+    spans.sort()
+    for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"fields {name!r} and {other!r} overlap (bytes up to {end} and from {start})")
     return table
 
 
@@ -153,24 +171,48 @@ def _stack(fields: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
     return np.stack([fields[n].astype(np.float64) for n in names], axis=1)  # [N, 3]
 
 
+def _normals(fields: dict[str, np.ndarray]) -> np.ndarray | None:
+    """``(N, 3)`` normals when all three fields are present, None when none is; partial is an error."""
+    present = [n for n in NORMALS if n in fields]
+    if not present:
+        return None
+    if len(present) < len(NORMALS):
+        raise ValueError(f"normals are partial: found {present}, need all of {list(NORMALS)} or none")
+    return _stack(fields, NORMALS)
+
+
+def _unit(normals: np.ndarray, what: str) -> np.ndarray:
+    """Finite ``normals`` ``(N, 3)`` normalised; ``ValueError`` unless each is unit length
+    within ``NORMAL_LENGTH_TOLERANCE``."""
+    length = np.linalg.norm(normals, axis=1)  # [N]
+    bad = np.abs(length - 1.0) > NORMAL_LENGTH_TOLERANCE
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{what} normal {i} has length {length[i]:.4g}; normals must be unit vectors "
+                         f"(tolerance {NORMAL_LENGTH_TOLERANCE})")
+    return normals / length[:, None]
+
+
 def decode_cloud(msg: PointCloud2, max_points: int) -> DecodedCloud:
     """Object cloud with optional normals. Non-finite points are dropped only when
     ``is_dense`` is false; a dense cloud with NaN/inf is a lie and is rejected."""
     optional = {n: FLOAT_TYPES for n in NORMALS}
     fields = read_fields(msg, {n: FLOAT_TYPES for n in XYZ}, optional, max_points)
     points = _stack(fields, XYZ)  # [N, 3]
-    normals = _stack(fields, NORMALS) if all(n in fields for n in NORMALS) else None
-    if any(n in fields for n in NORMALS) and normals is None:
-        raise ValueError(f"normals are partial: found {[n for n in NORMALS if n in fields]}, need all of {NORMALS}")
+    normals = _normals(fields)  # [N, 3] or None
     finite = np.isfinite(points).all(axis=1)
     if normals is not None:
         finite &= np.isfinite(normals).all(axis=1)
     num_bad = int((~finite).sum())
     if num_bad and msg.is_dense:
         raise ValueError(f"cloud says is_dense=true but has {num_bad} non-finite (NaN/inf) points")
+    if num_bad and num_bad == len(points):
+        raise ValueError(f"all {num_bad} points are non-finite (NaN/inf)")
     if num_bad:
         points = points[finite]
         normals = None if normals is None else normals[finite]
+    if normals is not None:
+        normals = _unit(normals, "cloud")
     return DecodedCloud(points, normals, num_bad)
 
 
@@ -178,18 +220,36 @@ def decode_contacts(msg: PointCloud2, max_points: int) -> DecodedContacts:
     """Contacts ``x, y, z`` (float) + ``grasp_id`` (integer), optional normals. Every
     contact must be finite: dropping one would silently change its grasp."""
     optional = {n: FLOAT_TYPES for n in NORMALS}
-    required = {**{n: FLOAT_TYPES for n in XYZ}, "grasp_id": INT_TYPES}
+    required = {**{n: FLOAT_TYPES for n in XYZ}, "grasp_id": INT_TYPES + FLOAT_TYPES}
     fields = read_fields(msg, required, optional, max_points)
     points = _stack(fields, XYZ)  # [C, 3]
-    normals = _stack(fields, NORMALS) if all(n in fields for n in NORMALS) else None
+    normals = _normals(fields)  # [C, 3] or None
     bad = ~np.isfinite(points).all(axis=1)
     if bad.any():
         raise ValueError(f"{int(bad.sum())} contact(s) have non-finite (NaN/inf) coordinates, "
                          f"first at index {int(np.argmax(bad))}")
-    grasp_id = fields["grasp_id"].astype(np.int64)  # [C]
-    if (grasp_id < 0).any():
-        raise ValueError("grasp_id must be >= 0")
+    if normals is not None:
+        bad = ~np.isfinite(normals).all(axis=1)
+        if bad.any():
+            raise ValueError(f"{int(bad.sum())} contact normal(s) are non-finite (NaN/inf), "
+                             f"first at index {int(np.argmax(bad))}")
+        normals = _unit(normals, "contact")
+    grasp_id = _grasp_ids(fields["grasp_id"])  # [C]
     return DecodedContacts(points, grasp_id, normals)
+
+
+def _grasp_ids(raw: np.ndarray) -> np.ndarray:
+    """``grasp_id`` values ``(C,)`` as int64: whole numbers in ``[0, MAX_GRASP_ID]`` (an integer
+    field, or a float field holding whole numbers exactly); anything else is a ``ValueError``."""
+    if raw.dtype.kind == "f":
+        whole = np.isfinite(raw) & (raw >= 0) & (raw <= MAX_GRASP_ID)
+        whole[whole] &= raw[whole] == np.floor(raw[whole])
+        if not whole.all():
+            i = int(np.argmax(~whole))
+            raise ValueError(f"grasp_id {float(raw[i])!r} at index {i} is not a whole number in [0, {MAX_GRASP_ID}]")
+    elif (raw < 0).any():
+        raise ValueError("grasp_id must be >= 0")
+    return raw.astype(np.int64)
 
 
 def encode_cloud(header, columns: dict[str, np.ndarray], is_dense: bool = True) -> PointCloud2:

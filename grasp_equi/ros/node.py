@@ -61,6 +61,7 @@ class GraspNode(Node):
         self._apply_cpu_threads()
         self.scorer, self.model_label, self.trained = load_scorer(self.settings, self.get_logger())
         warm_up(self.scorer)
+        self.scorer.limits = self.settings.limits  # after the warm-up: its 5 cm sphere must not be refused
         self.stats = Stats()
         self.throttle = Throttle(self.settings.log_throttle)
         self.store = CloudStore(self.settings.cloud_buffer)
@@ -91,6 +92,7 @@ class GraspNode(Node):
         self.settings = read_settings(self)
         self.throttle.period = self.settings.log_throttle
         self.store.resize(self.settings.cloud_buffer)
+        self.scorer.limits = self.settings.limits
         for _ in self.jobs.resize(self.settings.queue_size):
             self.stats.count("dropped")
 
@@ -118,11 +120,18 @@ class GraspNode(Node):
         try:
             self._check_frame(msg.header)
             decoded = codec.decode_cloud(msg, self.settings.max_points)
-            check_cloud(decoded.points, decoded.normals)
+            points, _ = check_cloud(decoded.points, decoded.normals)
+            self.settings.limits.check_object_size(points)
         except ValueError as err:
             self._reject("cloud", str(err), msg.header)
+            self.store.reject(msg.header, str(err))  # requests for it fail now, with this reason
+            self._flush_pending()
             return
         self.store.add(CloudEntry(msg.header, decoded.points, decoded.normals))
+        self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        """Enqueue waiting requests whose cloud has arrived; drop those that can never match."""
         matched, failed = self.pending.take_matched(self.store, self.settings.sync)
         for request, reason in failed:
             self._reject(request.kind, reason, request.header)
@@ -135,7 +144,7 @@ class GraspNode(Node):
         try:
             self._check_frame(msg.header)
             decoded = codec.decode_contacts(msg, self.settings.max_points)
-            ids, grasps = decoded.grasps()
+            ids, grasps = decoded.grasps(self.settings.limits)
         except ValueError as err:
             self._reject("contacts", str(err), msg.header)
             return
@@ -150,13 +159,15 @@ class GraspNode(Node):
     def _on_poses(self, msg: PoseArray) -> None:
         received = time.monotonic()
         self.stats.count("requests")
+        if len(msg.poses) > self.settings.max_grasps:
+            self._reject("grasp_poses", f"{len(msg.poses)} poses, more than max_grasps={self.settings.max_grasps}",
+                         msg.header)
+            return
         positions = np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses]).reshape(-1, 3)
         quats = np.array([[p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]
                           for p in msg.poses]).reshape(-1, 4)
         try:
             self._check_frame(msg.header)
-            if len(positions) > self.settings.max_points:
-                raise ValueError(f"{len(positions)} poses, more than max_points={self.settings.max_points}")
             if not np.isfinite(positions).all():
                 raise ValueError("a pose position is NaN/inf")
             quaternion_to_matrix(quats)  # raises on zero/NaN orientations
@@ -174,7 +185,8 @@ class GraspNode(Node):
         try:
             self._check_frame(msg.header)
             decoded = codec.decode_cloud(msg, self.settings.max_points)
-            check_cloud(decoded.points, decoded.normals)
+            points, _ = check_cloud(decoded.points, decoded.normals)
+            self.settings.limits.check_object_size(points)
         except ValueError as err:
             self._reject("propose_cloud", str(err), msg.header)
             return

@@ -17,9 +17,11 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from grasp_equi import limits as L
 from grasp_equi.gripper import JawGeometry
 from grasp_equi.planner import PlannerConfig
 from grasp_equi.poses import GripperBody
+from grasp_equi.limits import Limits
 from grasp_equi.scene import SceneConfig
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -50,7 +52,16 @@ SPECS: tuple[Spec, ...] = (
     Spec("sync", "exact", "match contacts to the cloud with the same header.stamp (exact) or to the "
          "latest cloud in the same frame (latest)", choices=SYNC_CHOICES),
     Spec("sync_timeout", 2.0, "seconds a request waits for its cloud before it is dropped", value_range=(0.0, 60.0)),
-    Spec("max_points", 1_000_000, "clouds with more points are rejected", value_range=(MIN_POINTS, 50_000_000)),
+    Spec("max_points", L.MAX_POINTS, "clouds (and contacts messages) with more points are rejected before "
+         "they are decoded", value_range=(MIN_POINTS, 50_000_000)),
+    Spec("max_grasps", L.MAX_GRASPS, "requests with more grasps (contacts grasp_ids or grasp_poses) are rejected",
+         value_range=(1, 10_000_000)),
+    Spec("max_contacts_per_grasp", L.MAX_CONTACTS_PER_GRASP, "K: a grasp with more contacts rejects its request "
+         "(the head's memory grows with K^2)", value_range=(2, 256)),
+    Spec("min_object_radius", L.MIN_OBJECT_RADIUS, "m: clouds whose characteristic radius (max distance of a "
+         "point from the centroid) is smaller are rejected as implausible", value_range=(1e-6, 1e3)),
+    Spec("max_object_radius", L.MAX_OBJECT_RADIUS, "m: clouds whose characteristic radius is larger are rejected "
+         "as implausible", value_range=(1e-6, 1e3)),
     Spec("sample_points", 0, "0 = score on every point; N = larger clouds are reduced to a fixed random "
          f"subset of N points first (N >= {MIN_POINTS})", value_range=(0, 50_000_000)),
     Spec("queue_size", 2, "scoring jobs waiting for the worker; when full the oldest is dropped",
@@ -100,7 +111,11 @@ class Settings:
     cpu_threads: int = 1
     sync: str = "exact"
     sync_timeout: float = 2.0
-    max_points: int = 1_000_000
+    max_points: int = L.MAX_POINTS
+    max_grasps: int = L.MAX_GRASPS
+    max_contacts_per_grasp: int = L.MAX_CONTACTS_PER_GRASP
+    min_object_radius: float = L.MIN_OBJECT_RADIUS
+    max_object_radius: float = L.MAX_OBJECT_RADIUS
     sample_points: int = 0
     queue_size: int = 2
     cloud_buffer: int = 10
@@ -113,6 +128,12 @@ class Settings:
     marker_size: float = 0.008
     diagnostics_period: float = 1.0
     log_throttle: float = 5.0
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_contacts_per_grasp=self.max_contacts_per_grasp, max_grasps=self.max_grasps,
+                      max_points=self.max_points, min_object_radius=self.min_object_radius,
+                      max_object_radius=self.max_object_radius)
 
 
 def _descriptor(spec: Spec) -> ParameterDescriptor:
@@ -130,8 +151,13 @@ def _descriptor(spec: Spec) -> ParameterDescriptor:
     return desc
 
 
-def check_values(params: list[Parameter]) -> SetParametersResult:
-    """On-set callback: the checks a descriptor cannot express."""
+def check_values(params: list[Parameter], current: dict | None = None) -> SetParametersResult:
+    """On-set callback: the checks a descriptor cannot express (``current``: values now set)."""
+    radii = {**(current or {}), **{p.name: p.value for p in params}}
+    lo, hi = radii.get("min_object_radius"), radii.get("max_object_radius")
+    if lo is not None and hi is not None and lo >= hi:
+        return SetParametersResult(successful=False,
+                                   reason=f"min_object_radius {lo} must be below max_object_radius {hi}")
     for p in params:
         if p.name == "sync" and p.value not in SYNC_CHOICES:
             return SetParametersResult(successful=False, reason=f"sync must be one of {SYNC_CHOICES}; got {p.value!r}")
@@ -146,7 +172,11 @@ def check_values(params: list[Parameter]) -> SetParametersResult:
 
 def declare_all(node: Node) -> None:
     """Declare every parameter; raise ``ValueError`` (with the reason) for a bad or unknown value."""
-    node.add_on_set_parameters_callback(check_values)
+    def current() -> dict:
+        return {name: node.get_parameter(name).value for name in ("min_object_radius", "max_object_radius")
+                if node.has_parameter(name)}
+
+    node.add_on_set_parameters_callback(lambda params: check_values(params, current()))
     known = {s.name for s in SPECS}
     unknown = sorted(set(getattr(node, "_parameter_overrides", {})) - known - BUILTIN)
     if unknown:

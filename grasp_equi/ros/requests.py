@@ -69,9 +69,22 @@ class CloudStore:
     def __init__(self, capacity: int):
         self.recent: deque[CloudEntry] = deque(maxlen=capacity)
         self.latest: OrderedDict[str, CloudEntry] = OrderedDict()
+        # clouds refused by the node: ((stamp, frame), reason), so their requests hear why
+        self.rejected: deque[tuple[tuple[tuple[int, int], str], str]] = deque(maxlen=capacity)
 
     def resize(self, capacity: int) -> None:
         self.recent = deque(self.recent, maxlen=capacity)
+        self.rejected = deque(self.rejected, maxlen=capacity)
+
+    def reject(self, header, reason: str) -> None:
+        """Remember that the cloud with ``header`` was refused (and why)."""
+        self.rejected.append(((stamp_key(header), header.frame_id), reason))
+
+    def _rejection(self, key: tuple[int, int], frame: str) -> str | None:
+        for (k, f), reason in reversed(self.rejected):
+            if k == key and f == frame:
+                return reason
+        return None
 
     def add(self, cloud: CloudEntry) -> None:
         self.recent.append(cloud)
@@ -88,6 +101,9 @@ class CloudStore:
         for cloud in reversed(same_stamp):
             if cloud.frame == request.frame:
                 return cloud
+        rejected = self._rejection(request.key, request.frame)
+        if rejected is not None:
+            raise ValueError(f"the cloud with stamp {describe_stamp(request.key)} arrived but was rejected: {rejected}")
         if same_stamp:
             raise ValueError(f"frame mismatch: request in frame {request.frame!r}, the cloud with stamp "
                              f"{describe_stamp(request.key)} is in frame {same_stamp[-1].frame!r}")
@@ -95,6 +111,9 @@ class CloudStore:
 
     def why_unmatched(self, request: Request, sync: str) -> str:
         if sync == "latest":
+            refused = [reason for (_, frame), reason in self.rejected if frame == request.frame]
+            if refused and request.frame not in self.latest:
+                return f"the latest cloud in frame {request.frame!r} was rejected: {refused[-1]}"
             frames = list(self.latest)[-5:]
             return (f"no cloud in frame {request.frame!r} (sync=latest); latest clouds are in frames {frames}"
                     if frames else "no cloud received yet")
