@@ -10,7 +10,7 @@ APT_PACKAGES := libusb-1.0-0 xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-me
 	libfontconfig1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 fonts-dejavu-core
 
-.PHONY: setup system-deps venv test run gui bench train soak latency clean
+.PHONY: setup system-deps venv test run gui bench train soak latency fuzz clean
 
 setup: system-deps venv
 
@@ -61,6 +61,11 @@ soak: setup
 
 latency: setup
 	$(PY) scripts/ros_latency.py
+
+# Bounded DDS fuzz campaign against the real node: >= 10,000 hostile messages of every kind
+# (docs/limits.md), valid probes interleaved; prints the counts, exit 1 on any failure.
+fuzz: setup
+	OMP_NUM_THREADS=1 $(PY) scripts/fuzz_node.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache
