@@ -318,6 +318,11 @@ def _malformed_contacts(rng, points):
         ("truncated", "truncated", lambda h: msg(h, lambda m: setattr(m, "data", m.data[:-3]))),
         ("lying size", "more than max_points", lambda h: msg(h, lambda m: setattr(m, "height", 10**8))),
         ("one contact", "has 1 contact", lambda h: msg(h, contacts=[good[0], good[1][:1]])),
+        ("K above the limit", "more than max_contacts_per_grasp=16",
+         lambda h: msg(h, contacts=random_grasps(points, 1, 17, rng))),
+        ("overlapping fields", "overlap", lambda h: msg(h, lambda m: setattr(m.fields[2], "offset", 0))),
+        ("NaN contact normals", "normal(s) are non-finite",
+         lambda h: codec.contacts_message(h, good, np.full((4, 3), np.nan))),
     ]
 
 
@@ -342,8 +347,12 @@ def test_malformed_messages_are_logged_counted_and_survived(client, node_log, ap
     bad_cloud[5] = np.nan
     client.publish_cloud(bad_cloud, frame="obj")
     client.request_poses(None, np.zeros((1, 3)), np.zeros((1, 4)), frame="obj")
+    # a cloud of 1e6 m: refused with its measured size, and its request hears why
+    client.request(points * 2e7, random_grasps(points * 2e7, 1, 2, rng), frame="obj")
+    client.spin_until(lambda: False, 0.05)
     expected_reasons = [reason for _, reason, _ in cases] + [
-        "frame_id is empty", "frame mismatch", "is_dense=true but", "quaternion"]
+        "frame_id is empty", "frame mismatch", "is_dense=true but", "quaternion", "outside the plausible range",
+        "arrived but was rejected"]
 
     valid = random_grasps(points, 3, 2, rng)
     key = client.request(points, valid, frame="obj")
