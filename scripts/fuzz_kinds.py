@@ -192,6 +192,23 @@ def pose_kinds() -> list[Kind]:
     ]
 
 
+def propose_kinds(points: np.ndarray) -> list[Kind]:
+    """Bad clouds on ``propose_cloud`` (refused before the planner runs)."""
+    def bad(h, pts):
+        return [("propose_cloud", codec.cloud_message(h, pts))]
+
+    def overlapping(h):
+        msg = codec.cloud_message(h, points)
+        for f in msg.fields:
+            f.offset = 0
+        return [("propose_cloud", msg)]
+    return [
+        Kind("propose: 1e6 m object", lambda h: bad(h, points * 2e7), "refused"),
+        Kind("propose: two spots", lambda h: bad(h, np.repeat([[0.0, 0, 0], [0.01, 0, 0]], 150, axis=0)), "refused"),
+        Kind("propose: xyz all at offset 0", overlapping, "refused"),
+    ]
+
+
 def all_kinds(rng) -> list[Kind]:
     points = ellipsoid(400, rng)
-    return cloud_kinds(points) + contact_kinds(points, rng) + pose_kinds()
+    return cloud_kinds(points) + contact_kinds(points, rng) + pose_kinds() + propose_kinds(points)

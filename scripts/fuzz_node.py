@@ -75,7 +75,7 @@ class Campaign:
 
     def publish(self, topic: str, msg) -> None:
         pub = {"cloud": self.client.pub_cloud, "contacts": self.client.pub_contacts,
-               "grasp_poses": self.client.pub_poses}[topic]
+               "grasp_poses": self.client.pub_poses, "propose_cloud": self.client.pub_propose}[topic]
         pub.publish(msg)
         self.sent[topic] += 1
         rclpy.spin_once(self.client.node, timeout_sec=0.0)
@@ -88,7 +88,7 @@ class Campaign:
             self.publish(topic, msg)
         self.expect[stamp_key(header)] = kind.expect
         self.per_kind[kind.name] += 1
-        clouds = sum(t == "cloud" for t, _ in messages)
+        clouds = sum(t == "cloud" for t, _ in messages)  # propose_cloud messages count as requests
         self.want["clouds"] += clouds
         self.want["requests"] += len(messages) - clouds
         self.want["invalid"] += (kind.expect == "refused") + kind.extra_invalid
@@ -114,11 +114,19 @@ class Campaign:
         return sum(self.sent.values())
 
 
+def _garbage(result) -> bool:
+    """A score outside [0, 1], or NaN without a reason (pose answers mark left-out poses NaN + reason)."""
+    score = result.score
+    explained = np.zeros(len(score), bool) if result.reason is None else result.reason != 0
+    finite = np.isfinite(score)
+    return bool((~finite & ~explained).any() or ((score[finite] < 0) | (score[finite] > 1)).any()
+                or (finite & explained).any())
+
+
 def check(campaign: Campaign, diag: dict[str, int], log_text: str, alive: bool) -> tuple[dict, list[str]]:
     """The counts to print and the list of failures."""
     results = campaign.client.results
-    garbage = [k for k, r in results.items() if campaign.expect.get(k) != "scored"
-               or not np.isfinite(r.score).all() or ((r.score < 0) | (r.score > 1)).any()]
+    garbage = [k for k, r in results.items() if campaign.expect.get(k) != "scored" or _garbage(r)]
     wrong = [k for k, s in campaign.probes.items()
              if k not in results or not np.allclose(results[k].per_grasp()[1], s, atol=1e-6, rtol=0)]
     unanswered = [k for k, e in campaign.expect.items() if e == "scored" and k not in results]

@@ -21,9 +21,10 @@ from grasp_equi import GraspScorer
 from grasp_equi.checkpoint import (META_CONFIG, META_FINGERPRINT, META_FORMAT, CheckpointError, read_checkpoint,
                                    save_checkpoint)
 from grasp_equi.files import FileFormatError
-from grasp_equi.gripper import JawGeometry, close_jaws, close_jaws_detailed
+from grasp_equi.gripper import JawGeometry, quaternion_to_matrix
 from grasp_equi.limits import Limits
 from grasp_equi.model import ModelConfig, build_model
+from grasp_equi.poses import COLLISION, NO_CONTACT, SCORED, GripperBody, close_and_check
 from grasp_equi.score_cmd import load_cloud, load_grasps
 from grasp_equi.scorer import SHIPPED_WEIGHTS
 
@@ -264,21 +265,23 @@ def _box(half, n=6000, seed=0):
 
 
 def test_object_wider_than_the_opening_is_a_collision():
-    pts = _box((0.06, 0.06, 0.06))  # a 12 cm box, 8 cm jaws, top-down onto its top face
-    top_down = [[1.0, 0.0, 0.0, 0.0]]  # 180 deg about x: approach along -z
-    tip_inside = [[0.0, 0.0, 0.05]]  # fingertips 1 cm below the top face: pads sweep the face
-    closure = close_jaws_detailed(pts, tip_inside, top_down, JawGeometry())
-    assert closure.in_collision.tolist() == [True] and closure.valid.tolist() == [False]
-    assert np.isnan(closure.contacts).all()
-    assert close_jaws(pts, tip_inside, top_down, JawGeometry())[1].tolist() == [False]
-    wide = JawGeometry(max_width=0.16)  # jaws that open wider than the box grasp its sides
-    assert close_jaws_detailed(pts, tip_inside, top_down, wide).valid.tolist() == [True]
+    """The issue's case: a 12 cm box, 8 cm jaws, top-down with the fingertips 1 cm under the top
+    face; bare ``close_jaws`` finds "contacts" on the top face, the checked path refuses the pose."""
+    pts = _box((0.06, 0.06, 0.06))
+    top_down = np.array([[1.0, 0.0, 0.0, 0.0]])  # 180 deg about x: approach along -z
+    tip_inside = np.array([[0.0, 0.0, 0.05]])
+    rotations = quaternion_to_matrix(top_down)
+    contacts, widths, reasons = close_and_check(pts, tip_inside, rotations, GripperBody())
+    assert reasons.tolist() == [COLLISION] and np.isnan(contacts).all() and np.isnan(widths).all()
+    wide = GripperBody(JawGeometry(max_width=0.16))  # jaws that open wider than the box grasp its sides
+    _, widths, reasons = close_and_check(pts, tip_inside, rotations, wide)
+    assert reasons.tolist() == [SCORED] and abs(widths[0] - 0.12) < 2e-3
 
 
 def test_palm_inside_the_cloud_is_a_collision_and_a_clear_pose_is_not():
     pts = _box((0.02, 0.03, 0.02))
-    jaw = JawGeometry()  # fingers 3 cm deep: a fingertip 8 mm below the top face puts the palm inside
-    closure = close_jaws_detailed(pts, [[0.0, 0.0, 0.012], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5]],
-                                  np.array([[0.0, 0.0, 0.0, 1.0]] * 3), jaw)
-    assert closure.in_collision.tolist() == [True, False, False]
-    assert closure.valid.tolist() == [False, True, False]  # the far pose touches nothing
+    ident = np.array([[0.0, 0.0, 0.0, 1.0]] * 3)
+    # fingers 3 cm deep: fingertips 8 mm under the top face put the palm inside the box
+    positions = np.array([[0.0, 0.0, 0.012], [0.0, 0.0, -0.012], [0.5, 0.5, 0.5]])
+    _, _, reasons = close_and_check(pts, positions, quaternion_to_matrix(ident), GripperBody())
+    assert reasons.tolist() == [COLLISION, SCORED, NO_CONTACT]
