@@ -153,6 +153,14 @@ def test_non_finite_weights_are_refused(tmp_path):
     path = save_checkpoint(tmp_path / "nan.safetensors", model, config)
     with pytest.raises(CheckpointError, match="nan.safetensors: tensor .* NaN/inf"):
         GraspScorer.from_checkpoint(path, device="cpu")
+    points, _ = ellipsoid_cloud(200)
+    np.save(tmp_path / "c.npy", points)
+    np.save(tmp_path / "g.npy", points[:4].reshape(2, 2, 3))
+    proc = subprocess.run([sys.executable, "-m", "grasp_equi.cli", "score", "--cloud", str(tmp_path / "c.npy"),
+                           "--grasps", str(tmp_path / "g.npy"), "--weights", str(path), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert "NaN/inf weights" in proc.stderr
 
 
 def test_edited_radius_no_longer_matches_its_fingerprint(tmp_path):
