@@ -81,6 +81,8 @@ class Campaign:
         self.sent[topic] += 1
         rclpy.spin_once(self.client.node, timeout_sec=0.0)
         time.sleep(0.006)  # paced like busy sensors, not a flood of one burst
+        if self.total() % 20 == 0:  # and a breath now and then: the node's readers keep 5-20 messages
+            self.client.spin_until(lambda: False, 0.05)
 
     def send_kind(self, kind) -> None:
         header = Header(frame_id="obj", stamp=self.stamp())
