@@ -100,7 +100,7 @@ def read_header(path) -> tuple[ModelConfig, dict, dict[str, tuple[int, ...]], di
     try:
         config = ModelConfig.from_dict(json.loads(metadata[META_CONFIG]))
     except ConfigError as err:
-        raise CheckpointError(f"checkpoint {path}: key {err.key!r}: {err}") from None
+        raise CheckpointError(f"checkpoint {path}: model config key {err.key!r} {err.problem}") from None
     except (json.JSONDecodeError, RecursionError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path}: key {META_CONFIG!r}: bad model config ({err})") from None
     return config, _read_info(path, metadata.get(META_INFO, "{}")), shapes, metadata

@@ -33,7 +33,7 @@ RANGES: dict[str, tuple[type, float, float]] = {
     "max_contact_distance": (float, 1e-3, 100.0),
 }
 MAX_IRREPS_CHANNELS = 1024  # sum of multiplicities in irreps_hidden
-_IRREPS = re.compile(r"^\s*(\d{1,5})x(\d)([eo])\s*$")
+_IRREPS = re.compile(r"^\s*(\d{1,12})x(\d)([eo])\s*$")
 
 
 def _check_irreps(value, lmax: int) -> str:
@@ -77,7 +77,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, problem: str):
         super().__init__(f"model config {key!r} {problem}")
-        self.key = key
+        self.key, self.problem = key, problem
 
 
 @dataclass(frozen=True)
