@@ -26,14 +26,15 @@ MAX_GRASPS = 500  # the campaign runs the node with max_grasps:=500, so "too man
 class Kind:
     name: str
     make: Callable[[Header], list[tuple[str, object]]]
-    expect: str  # "refused" | "scored"
+    expect: str  # "refused" | "scored" | "unjudged" (answered, every grasp NaN: counted grasps_off_surface)
     extra_invalid: int = 0
     collide: int = 0
     miss: int = 0
     worker: bool = False  # reaches the scoring thread (an encoder pass): sent sparingly
+    off_surface: int = 0  # grasps the node must publish NaN (contacts off the object's surface)
 
     def __post_init__(self):
-        self.worker = self.worker or self.expect == "scored"
+        self.worker = self.worker or self.expect in ("scored", "unjudged")
 
 
 def ellipsoid(n: int, rng, axes=(0.05, 0.03, 0.02)) -> np.ndarray:
@@ -154,7 +155,7 @@ def contact_kinds(points: np.ndarray, rng) -> list[Kind]:
              "refused"),
         Kind("contacts: negative grasp_id", on_cloud(lambda h: cols(h, grasp_id=-np.arange(8, dtype=np.int32))),
              "refused"),
-        Kind("contacts: 1 m off the object", on_cloud(msg(grasps + 1.0)), "refused", worker=True),
+        Kind("contacts: 1 m off the object", on_cloud(msg(grasps + 1.0)), "unjudged", off_surface=len(grasps)),
         Kind("contacts: frame mismatch", lambda h: [("cloud", codec.cloud_message(h, points)), ("contacts", (
             codec.contacts_message(Header(stamp=h.stamp, frame_id="elsewhere"), grasps)))], "refused"),
         Kind("contacts: its cloud was rejected", lambda h: [("cloud", codec.cloud_message(h, points * 2e7)),
