@@ -8,6 +8,8 @@ hypothesis test below builds new ones and keeps searching.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +19,7 @@ from grasp_equi import GraspScorer
 from grasp_equi.adversarial import (Case, adversarial_family, box_surface_grid, cylinder_vertices, flat_patch_grid,
                                     icosphere, invariance_error, mirrored_grasps, plate_grid, rigid_motions)
 from grasp_equi.geometry import random_rotation
+from grasp_equi.limits import Limits
 from grasp_equi.scorer import SHIPPED_WEIGHTS
 
 TOL = 1e-5  # float32 network: the promise of the README
@@ -64,7 +67,11 @@ def test_noisy_cloud_is_invariant_to_point_order(shipped):
 def test_contacts_in_other_units_or_inside_get_a_reason(shipped):
     """User reports: a cloud in millimetres with contacts in metres; contacts 1-3 cm inside a box."""
     box = box_surface_grid(step=0.003)
-    mixed_units, reasons = shipped.score(box * 1000.0, mirrored_grasps(box, 3), return_reasons=True)
+    with pytest.raises(ValueError, match="object radius .* are the units metres"):  # the default limits
+        shipped.score(box * 1000.0, mirrored_grasps(box, 3))
+    lenient = copy.copy(shipped)  # with the size check widened, the contacts themselves get a reason
+    lenient.limits = Limits(max_object_radius=1000.0)
+    mixed_units, reasons = lenient.score(box * 1000.0, mirrored_grasps(box, 3), return_reasons=True)
     assert np.isnan(mixed_units).all() and all(r.startswith("off_surface") for r in reasons)
     inside = np.array([[[0.0, 0.0, 0.01], [0.0, 0.0, -0.01]], [[0.0, 0.0, 0.05], [0.0, 0.0, -0.05]]])
     scores, reasons = shipped.score(box, inside, return_reasons=True)
