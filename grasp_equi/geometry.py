@@ -259,6 +259,9 @@ def local_pca(queries: torch.Tensor, cloud: torch.Tensor, k: int, index: Neighbo
 
 # Sign decisions fade linearly to 0 within this band around their boundary (see ``soft_sign``).
 SIGN_BAND = 0.1
+# Lengths below this (in object radii: clouds are normalised) count as zero when a direction or a
+# ratio feeds a sign: dividing rounding noise by rounding noise gives a value of any size.
+SIGN_FLOOR = 1e-6
 
 
 def soft_sign(x: torch.Tensor, band: float = SIGN_BAND) -> torch.Tensor:
@@ -297,5 +300,5 @@ def centroid_sign(queries: torch.Tensor, normals: torch.Tensor, center: torch.Te
     """Factor ``[n_q, 1]`` in [-1, 1] that points ``normals`` ``[n_q, 3]`` (at ``queries``) away from ``center``
     (default: the origin): ``soft_sign`` of the cosine between normal and radial direction."""
     rel = queries.to(normals.dtype) if center is None else queries.to(normals.dtype) - center  # [n_q, 3]
-    radial = torch.nn.functional.normalize(rel, dim=1)  # [n_q, 3]
+    radial = rel / rel.norm(dim=1, keepdim=True).clamp_min(SIGN_FLOOR)  # [n_q, 3]; ~0 at the centre itself
     return soft_sign((radial * normals).sum(dim=1, keepdim=True))  # [n_q, 1]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from grasp_equi.geometry import QUERY_FACTOR, TIE_BIAS, local_pca, neighbourhood_weights, soft_sign
+from grasp_equi.geometry import QUERY_FACTOR, SIGN_FLOOR, TIE_BIAS, local_pca, neighbourhood_weights, soft_sign
 
 VERSION = 4  # bump when the rule changes: prepared-cloud caches carry it
 NUM_REFERENCE = 1024  # reference points: spacing ~0.1 object radii on a sphere-sized surface
@@ -200,7 +200,10 @@ class SurfaceOrientation:
         along = sign * (nrm * points).sum(axis=1)  # [S]
         outward = np.bincount(patch, weights=along, minlength=len(points))  # [S]
         spread = np.bincount(patch, weights=np.abs(along), minlength=len(points))  # [S]
-        fallback = soft_sign(torch.from_numpy(outward / np.maximum(spread, 1e-300))).numpy()  # [S] per patch
+        # the floor keeps a patch whose every n . p is ~0 (a ring seen edge-on) at 0: rounding noise
+        # over rounding noise would be a ratio of any size
+        floor = SIGN_FLOOR * np.bincount(patch, minlength=len(points))  # [S]
+        fallback = soft_sign(torch.from_numpy(outward / np.maximum(spread, np.maximum(floor, 1e-300)))).numpy()
         vote = np.where(anchored != 0, np.sign(anchored), fallback)[patch]  # [S]
         sign = sign * vote
         # On the hull the hull decides outright: a thin wedge (a squat cone's rim) can join two

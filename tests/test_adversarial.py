@@ -107,8 +107,21 @@ def rigid_motion(draw) -> tuple[np.ndarray, np.ndarray]:
     return rot, shift
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# Derandomized: CI runs the same 20 examples every time (float32 rounding of the network alone reaches
+# ~7e-6 on some inputs, so a fresh random search could flake at the bound); run it with more examples
+# and derandomize=False to search further. Each breaking input found is kept as a regression below.
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(points=tied_clouds(), motion=rigid_motion(), k=st.sampled_from([2, 3]), seed=st.integers(0, 100))
 def test_hypothesis_search_for_breaking_inputs(shipped, points, motion, k, seed):
     case = Case("hypothesis", points, mirrored_grasps(points, 6, k, seed))
+    assert invariance_error(shipped.score, case, [motion]) <= TOL
+
+
+def test_regression_ring_seen_edge_on(shipped):
+    """Found by the search: a cylinder with 3 rings has a middle ring whose PCA normals are the axis, so
+    its patch's sum of n . p is rounding noise over rounding noise (was 0.0996; floor in the vote)."""
+    points = cylinder_vertices(28, 3)
+    case = Case("ring", points, mirrored_grasps(points, 6, 3, 59))
+    motion = (random_rotation(np.random.default_rng(7)), np.array([-72.6, 3.3e-72, 3.6e-151]))
     assert invariance_error(shipped.score, case, [motion]) <= TOL

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +117,9 @@ def test_replay_proposes_grasps_on_a_db3_bag_without_contacts(tmp_path, rng):
     proc = _replay(str(db3), "--cloud", "/object/points", "--top", "3")  # the .db3 file itself also works
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 4 and all("grasps    3" in line and "best 0." in line for line in lines[:3])
+    # up to --top 3 collision-free proposals per cloud (a 10 x 6 x 4 cm ellipsoid leaves few), best one printed
+    counts = [int(re.search(r"grasps +(\d+)", line).group(1)) for line in lines[:3]]
+    assert len(lines) == 4 and all(1 <= c <= 3 for c in counts) and all("best 0." in line for line in lines[:3])
 
 
 def test_replay_bad_bag_or_topic_is_one_line(tmp_path, rng):

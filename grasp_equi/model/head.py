@@ -36,7 +36,8 @@ def _away_from_grasp_centre(normal, pos, contact_grasp, num_contacts):
     centre = torch.zeros(num_contacts.shape[0], 3, dtype=pos.dtype, device=pos.device)  # [G, 3]
     centre.index_add_(0, contact_grasp, pos)
     centre = centre / num_contacts[:, None].to(pos.dtype)
-    arm = torch.nn.functional.normalize(pos - centre[contact_grasp], dim=1)  # [C, 3]
+    arm = pos - centre[contact_grasp]  # [C, 3]
+    arm = arm / arm.norm(dim=1, keepdim=True).clamp_min(1e-3)  # float32: a floor well above rounding
     return normal * soft_sign((arm * normal).sum(dim=1, keepdim=True))  # [C, 3], fades through 0 when ambiguous
 
 
