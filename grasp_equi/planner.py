@@ -8,8 +8,8 @@ Steps (all in the cloud's frame, metres):
 3. antipodal pairs: each seed point takes the pool point that is most antipodal to it (the
    line joining them inside both friction cones, ``atan(mu)``) within ``max_width``;
 4. ``approach_angles`` gripper poses per pair, turned about the closing line: +z approach,
-   fingers along ±y, origin midway between the fingertips, the pair at mid-pad depth;
-   angle 0 approaches toward the cloud's centroid;
+   fingers along ±y, origin midway between the fingertips, the pair at mid-pad depth and at a
+   fifth of the pad from the tips (``depths``); angle 0 approaches toward the cloud's centroid;
 5. poses whose open pads or palm intersect the cloud are rejected
    (``grasp_equi.poses.in_collision``); the jaws of the rest are closed onto the cloud
    (``grasp_equi.gripper.close_jaws``) to find the contacts they actually touch;
@@ -35,7 +35,7 @@ from grasp_equi.graph import contact_normals, normalise_contacts
 from grasp_equi.poses import MIN_WIDTH, SCORED, GripperBody, close_and_check, to_pose7
 from grasp_equi.validation import check_cloud
 
-MAX_CANDIDATES = 20_000  # poses per cloud (pairs x approach angles): bounds memory and time
+MAX_CANDIDATES = 20_000  # poses per cloud (pairs x approach angles x depths): bounds memory and time
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class PlannerConfig:
     num_seeds: int = 256  # seed points, each proposing its most antipodal partner
     pool_size: int = 2048  # cloud points the partners are chosen from (they get normals)
     approach_angles: int = 8  # poses per pair, evenly turned about the closing line
+    depths: tuple[float, ...] = (0.5, 0.2)  # where the pair meets the pads, as fractions of finger_depth from the tips
     mu: float = 0.5  # friction coefficient: the line must lie within atan(mu) of both inward normals
     top_k: int = 10
     nms_distance: float = 0.005  # proposals whose contacts are this close ...
@@ -55,9 +56,11 @@ class PlannerConfig:
         for name in ("num_seeds", "pool_size", "approach_angles", "top_k"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"planner {name} must be >= 1; got {getattr(self, name)}")
-        if self.num_seeds * self.approach_angles > MAX_CANDIDATES:
-            raise ValueError(f"num_seeds x approach_angles = {self.num_seeds * self.approach_angles} candidates, "
-                             f"more than {MAX_CANDIDATES}")
+        count = self.num_seeds * self.approach_angles * len(self.depths)
+        if count > MAX_CANDIDATES:
+            raise ValueError(f"num_seeds x approach_angles x depths = {count} candidates, more than {MAX_CANDIDATES}")
+        if not self.depths or not all(0 <= d <= 1 for d in self.depths):
+            raise ValueError(f"planner depths must be fractions of the finger depth in [0, 1]; got {self.depths}")
         if not 0 < self.mu < 10:
             raise ValueError(f"planner mu must be in (0, 10); got {self.mu}")
 
@@ -147,7 +150,7 @@ class GraspPlanner:
                                 cfg.mu)  # [Q, 2] indices into pool
         positions, rotations = approach_poses(pts[pool[pairs[:, 0]]], pts[pool[pairs[:, 1]]],
                                               pts.mean(axis=0), _farthest(pts), cfg.approach_angles,
-                                              self.body.jaw.finger_depth)  # [C, 3], [C, 3, 3]
+                                              self.body.jaw.finger_depth, cfg.depths)  # [C, 3], [C, 3, 3]
         timings["sample"] = _ms(start)
         return encoded, positions, rotations, len(pairs)
 
@@ -190,14 +193,18 @@ def antipodal_pairs(pool_pts: np.ndarray, pool_normals: np.ndarray, num_seeds: i
 
 
 def approach_poses(first: np.ndarray, second: np.ndarray, centroid: np.ndarray, far: np.ndarray,
-                   num_angles: int, finger_depth: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gripper frames for contact pairs ``first``/``second`` ``[Q, 3]``: positions ``[Q*A, 3]`` and
-    rotations ``[Q*A, 3, 3]`` (columns x, y, z), ``A = num_angles`` per pair, pair-major.
+                   num_angles: int, finger_depth: float,
+                   depths: tuple[float, ...] = (0.5,)) -> tuple[np.ndarray, np.ndarray]:
+    """Gripper frames for contact pairs ``first``/``second`` ``[Q, 3]``: positions ``[Q*A*D, 3]`` and
+    rotations ``[Q*A*D, 3, 3]`` (columns x, y, z), ``A = num_angles`` approaches times
+    ``D = len(depths)`` depths per pair (pair-major, then angle, then depth).
 
     y runs from ``first`` to ``second``; z (the approach) is turned about y by ``2 pi a / A``
     from the direction toward ``centroid`` (when the line passes through it: away from ``far``,
-    the cloud point farthest from the centroid); the origin sits ``finger_depth / 2``
-    beyond the pair's midpoint along z, so the pair meets the pads at mid-depth.
+    the cloud point farthest from the centroid); the origin sits ``depth x finger_depth``
+    beyond the pair's midpoint along z for each ``depth`` (0.5: the pair meets the pads at
+    mid-depth; smaller: nearer the fingertips, leaving room for an object that is thick behind
+    the pair before the palm).
     """
     if len(first) == 0:
         return np.zeros((0, 3)), np.zeros((0, 3, 3))
@@ -217,9 +224,10 @@ def approach_poses(first: np.ndarray, second: np.ndarray, centroid: np.ndarray, 
     z = (np.cos(angles)[None, :, None] * e1[:, None] + np.sin(angles)[None, :, None] * e2[:, None])  # [Q, A, 3]
     y_all = np.broadcast_to(y[:, None], z.shape)  # [Q, A, 3]
     x = np.cross(y_all, z)  # [Q, A, 3] right-handed: x = y cross z
-    rot = np.stack([x, y_all, z], axis=-1).reshape(-1, 3, 3)  # [Q*A, 3, 3]
-    origin = (mid[:, None] + z * (finger_depth / 2)).reshape(-1, 3)  # [Q*A, 3]
-    return origin, rot
+    frac = np.asarray(depths, dtype=np.float64)  # [D]
+    rot = np.repeat(np.stack([x, y_all, z], axis=-1).reshape(-1, 3, 3), len(frac), axis=0)  # [Q*A*D, 3, 3]
+    origin = mid[:, None, None] + z[:, :, None] * (finger_depth * frac)[None, None, :, None]  # [Q, A, D, 3]
+    return origin.reshape(-1, 3), rot
 
 
 def rank(scores: np.ndarray, contacts: np.ndarray, approach: np.ndarray, top_k: int, nms_distance: float,

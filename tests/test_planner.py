@@ -67,7 +67,7 @@ def test_proposals_are_collision_free_and_touch_the_cloud(planner, family):
     ranked = planner.propose(points)
     _check_proposals(ranked, points, planner.body)
     assert ranked.counts["scored"] >= len(ranked)
-    assert ranked.counts["candidates"] == ranked.counts["pairs"] * SMALL.approach_angles
+    assert ranked.counts["candidates"] == ranked.counts["pairs"] * SMALL.approach_angles * len(SMALL.depths)
 
 
 def test_best_box_grasp_closes_across_the_narrow_side(planner):
@@ -279,8 +279,12 @@ def test_finger_proposals_touch_the_cloud_and_keep_the_hand_clear(planner, k):
     points = _box_cloud(2500)
     ranked = propose_fingers(planner, points, k, top_k=3)
     assert len(ranked) >= 1 and ranked.contacts.shape[1:] == (k, 3) and np.all(np.diff(ranked.scores) <= 0)
-    dist, _ = cKDTree(points).query(ranked.contacts.reshape(-1, 3))
-    assert dist.max() < 0.005  # a contact is its patch's mean: within the cloud's ~4 mm spacing
+    # on the box's surface (a contact is its patch's mean: a sparse patch on two faces of an edge
+    # can sit a few mm from every cloud point, but not off the box)
+    c = np.abs(ranked.contacts.reshape(-1, 3))
+    half = np.array([0.02, 0.045, 0.06])
+    gap = np.where((c <= half).all(axis=1), (half - c).min(axis=1), np.linalg.norm(np.maximum(c - half, 0), axis=1))
+    assert gap.max() < 0.0025, gap.max()
     positions, rotations = as_frames(ranked.poses)
     jaw = planner.body.jaw
     hand = replace(planner.body, jaw=replace(jaw, finger_width=float(np.ptp(finger_offsets(k, 0.02))) + 0.01))

@@ -81,7 +81,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("gripper.check_collisions", True, "grasp_poses: leave out (reason 'collision') poses whose open pads "
          "or palm hold cloud points"),
     Spec("propose.top_k", 10, "propose_cloud: ranked poses published on ranked_poses", value_range=(1, 1000)),
-    Spec("propose.num_seeds", 256, "propose_cloud: seed points for antipodal pairs", value_range=(1, 1024)),
+    Spec("propose.num_seeds", 256, "propose_cloud: seed points for antipodal pairs", value_range=(1, 512)),
     Spec("propose.approach_angles", 8, "propose_cloud: approach directions tried about each closing line",
          value_range=(1, 16)),
     Spec("propose.seed", 0, "propose_cloud: sampling seed (same cloud and seed, same proposals)",
