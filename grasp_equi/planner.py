@@ -32,7 +32,7 @@ import torch
 
 from grasp_equi.geometry import NeighbourIndex
 from grasp_equi.graph import contact_normals, normalise_contacts
-from grasp_equi.poses import MIN_WIDTH, SCORED, GripperBody, close_and_check, to_pose7
+from grasp_equi.poses import MIN_WIDTH, SCORED, GripperBody, close_and_check, in_collision, to_pose7
 from grasp_equi.validation import check_cloud
 
 MAX_CANDIDATES = 20_000  # poses per cloud (pairs x approach angles x depths): bounds memory and time
@@ -46,6 +46,7 @@ class PlannerConfig:
     pool_size: int = 2048  # cloud points the partners are chosen from (they get normals)
     approach_angles: int = 8  # poses per pair, evenly turned about the closing line
     depths: tuple[float, ...] = (0.5, 0.2)  # where the pair meets the pads, as fractions of finger_depth from the tips
+    max_closed: int = 128  # collision-free poses whose jaws are closed and scored (evenly spaced subset beyond)
     mu: float = 0.5  # friction coefficient: the line must lie within atan(mu) of both inward normals
     top_k: int = 10
     nms_distance: float = 0.005  # proposals whose contacts are this close ...
@@ -53,7 +54,7 @@ class PlannerConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("num_seeds", "pool_size", "approach_angles", "top_k"):
+        for name in ("num_seeds", "pool_size", "approach_angles", "top_k", "max_closed"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"planner {name} must be >= 1; got {getattr(self, name)}")
         count = self.num_seeds * self.approach_angles * len(self.depths)
@@ -119,18 +120,22 @@ class GraspPlanner:
         pts, nrm = check_cloud(points, normals)
         encoded, positions, rotations, num_pairs = self.candidate_frames(pts, nrm, encoded, timings)
         start = time.perf_counter()
-        obstacles = None if obstacles is None else np.asarray(obstacles, dtype=np.float64).reshape(-1, 3)
-        contacts, widths, reasons = close_and_check(pts, positions, rotations, self.body,
-                                                    obstacles=obstacles)  # [C, 2, 3], [C], [C]
+        solid = pts if obstacles is None else np.concatenate([pts, np.asarray(obstacles, np.float64).reshape(-1, 3)])
+        free = np.flatnonzero(~in_collision(solid, positions, rotations, self.body))  # [F]
+        num_free = len(free)
+        if num_free > cfg.max_closed:  # an evenly spaced subset by candidate index: bounded time, still invariant
+            free = free[np.linspace(0, num_free - 1, cfg.max_closed).round().astype(np.int64)]
+        contacts, widths, reasons = close_and_check(pts, positions[free], rotations[free], self.body,
+                                                    check_collisions=False)  # [F, 2, 3], [F], [F]
         timings["collide_close"] = _ms(start)
-        ok = np.flatnonzero(reasons == SCORED)  # [S]
+        ok = free[reasons == SCORED]  # [S] candidate indices
+        contacts, widths = _scatter(contacts, widths, free, len(positions))
         start = time.perf_counter()
         scores = self.scorer.score_encoded(encoded, contacts[ok]) if len(ok) else np.zeros(0, np.float32)
         timings["score"] = _ms(start)
         judged = np.isfinite(scores)  # NaN: the scorer found a contact off the surface (never ranked)
         ok, scores = ok[judged], scores[judged]
-        counts = {"pairs": num_pairs, "candidates": len(positions),
-                  "collision_free": int((reasons != 2).sum()), "scored": len(ok)}
+        counts = {"pairs": num_pairs, "candidates": len(positions), "collision_free": num_free, "scored": len(ok)}
         keep = rank(scores, contacts[ok], rotations[ok][:, :, 2], top_k, cfg.nms_distance, cfg.nms_angle)
         chosen = ok[keep]
         return Proposals(to_pose7(positions[chosen], rotations[chosen]), contacts[chosen], widths[chosen],
@@ -256,6 +261,13 @@ def rank(scores: np.ndarray, contacts: np.ndarray, approach: np.ndarray, top_k: 
 def _perpendicular(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
     """The part of each ``v`` ``[Q, 3]`` perpendicular to the unit ``axis`` ``[Q, 3]``."""
     return v - (v * axis).sum(axis=1, keepdims=True) * axis
+
+
+def _scatter(contacts: np.ndarray, widths: np.ndarray, rows: np.ndarray, total: int):
+    """``contacts`` ``[F, 2, 3]`` and ``widths`` ``[F]`` of candidates ``rows`` placed in NaN arrays of ``total`` rows."""
+    all_contacts, all_widths = np.full((total, 2, 3), np.nan), np.full(total, np.nan)
+    all_contacts[rows], all_widths[rows] = contacts, widths
+    return all_contacts, all_widths
 
 
 def _farthest(pts: np.ndarray) -> np.ndarray:
