@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 
@@ -90,6 +91,26 @@ def check_weights(args) -> str | None:
     return None
 
 
+def _quit_on_signals(app) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM (``ros2 launch`` stopping) close the window and the app
+    (exit code 0).
+
+    Python runs signal handlers only between bytecodes, and Qt's event loop runs none while it
+    waits, so a 200 ms timer hands control back to Python (without it a Ctrl-C lands as a
+    KeyboardInterrupt inside some paint slot, or waits for the next mouse move)."""
+    from PySide6.QtCore import QTimer
+
+    def close_and_quit() -> None:
+        app.closeAllWindows()  # the window's closeEvent ends the live view's ROS context in order
+        app.quit()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # queued: also quits when it lands before app.exec()
+        signal.signal(sig, lambda *_: QTimer.singleShot(0, close_and_quit))
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+
+
 def make_window(args):
     """Load the models and build the window (no event loop)."""
     from grasp_equi_gui.models import load_baseline, load_equivariant
@@ -128,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_qt()
     app = QApplication.instance() or QApplication(["grasp-equi-gui"])
     _install_excepthook(app)
+    _quit_on_signals(app)
     window = make_window(args)
     if args.screenshot:
         from grasp_equi_gui.screenshot import ScreenshotRun

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 # Each test session talks on its own DDS domain so parallel runs never hear each other.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(20, 220)))
+
+REPO = Path(__file__).resolve().parents[1]
+# what colcon needs to build the package (a copy: the repository itself is never built in)
+PACKAGE_FILES = ["package.xml", "setup.py", "setup.cfg", "requirements.txt", "README.md", "resource", "grasp_equi",
+                 "launch", "config", "grasp_equi_gui", "rviz"]
+VENV_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+COLCON = shutil.which("colcon", path=VENV_PATH)
 
 SMALL_MODEL = dict(num_nodes=96, irreps_hidden="16x0e + 4x1o + 2x2e", radial_hidden=16, readout_hidden=32)
 
@@ -54,3 +65,26 @@ def small_scorer():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def colcon_ws(tmp_path_factory) -> Path:
+    """A colcon workspace holding a copy of this package, built once per test session (the
+    colcon, launch and ros2 CLI tests share it); ``install/setup.sh`` is inside."""
+    if COLCON is None:
+        pytest.skip("colcon not installed (pip install colcon-core colcon-ros colcon-python-setup-py "
+                    "colcon-package-selection)")
+    ws = tmp_path_factory.mktemp("colcon_ws")
+    src = ws / "src" / "grasp_equi"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "weights_tmp")
+    for name in PACKAGE_FILES:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=ignore)
+        elif path.exists():
+            src.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, src / name)
+    proc = subprocess.run([COLCON, "build", "--event-handlers", "console_direct-"], cwd=ws,
+                          env=dict(os.environ, PATH=VENV_PATH), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return ws

@@ -25,6 +25,7 @@ from std_msgs.msg import String
 
 from grasp_equi.gripper import matrix_to_quaternion
 from grasp_equi.ros.client import ScoreClient, now_stamp
+from grasp_equi.ros.interrupt import exits_quietly_on_interrupt, ignore_sigint
 
 INFO_TOPIC = "demo/objects"
 
@@ -142,18 +143,26 @@ class DemoSource(Node):
         return 0
 
 
+@exits_quietly_on_interrupt
 def main(args: list[str] | None = None) -> int:
+    """Console script ``demo_source``: 0 when done or stopped by SIGINT, 1 when the node never
+    appeared, 2 for a bad parameter."""
     rclpy.init(args=args)
     node = None
     try:
         node = DemoSource()
         return node.run()
     except (KeyboardInterrupt, ExternalShutdownException):
-        return 130
+        return 0  # stopping a ROS process with SIGINT is the normal way to end it
     except ValueError as err:
         print(f"[demo_source] error: {err}", file=sys.stderr, flush=True)
         return 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        return 0  # SIGINT shut the context down while a call was using it: stopping, not failing
     finally:
+        ignore_sigint()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -35,6 +35,7 @@ from grasp_equi.ros import codec
 from grasp_equi.ros.answers import pose_array, pose_columns, ranked_columns, ranked_pose_array
 from grasp_equi.ros.diagnostics import Stats, Throttle, diagnostic_array
 from grasp_equi.ros.gripper_markers import gripper_markers
+from grasp_equi.ros.interrupt import exits_quietly_on_interrupt, ignore_sigint
 from grasp_equi.ros.markers import grasp_markers
 from grasp_equi.ros.model import load_scorer, warm_up
 from grasp_equi.ros.params import Settings, declare_all, read_settings
@@ -257,6 +258,8 @@ class GraspNode(Node):
         except ValueError as err:
             self._reject(request.kind, str(err), request.header)
         except Exception as err:  # never let one message kill the worker
+            if not self.context.ok():
+                return  # SIGINT shut the context down mid-job: the result has nowhere to go
             self.get_logger().error(f"internal error while scoring: {err}\n{traceback.format_exc()}")
             self.stats.invalid(f"internal error: {err}")
 
@@ -337,8 +340,10 @@ class GraspNode(Node):
         self.worker.stop()
 
 
+@exits_quietly_on_interrupt
 def main(args: list[str] | None = None) -> int:
-    """Console script ``grasp_node``; returns 2 for a bad parameter, 1 for a missing model."""
+    """Console script ``grasp_node``; returns 2 for a bad parameter, 1 for a missing model, 0
+    when stopped by SIGINT (also when it arrives twice, as under ``ros2 launch``)."""
     rclpy.init(args=args)
     node = None
     try:
@@ -355,6 +360,7 @@ def main(args: list[str] | None = None) -> int:
         print(f"[{NODE_NAME}] error: {err}", file=sys.stderr, flush=True)
         return 2
     finally:
+        ignore_sigint()  # a second SIGINT must not interrupt the clean-up below
         if node is not None:
             node.stop()
             node.destroy_node()
