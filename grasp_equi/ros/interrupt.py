@@ -3,16 +3,28 @@
 Under ``ros2 launch`` a node often receives SIGINT twice: launch forwards one to each
 process, and a terminal's Ctrl-C reaches the whole process group as well. The first one
 ends ``spin()``; a second one used to raise ``KeyboardInterrupt`` inside the clean-up
-(``worker.join``, ``destroy_node``) and the process exited with -2 and a traceback.
-Console scripts therefore wrap ``main`` in ``exits_quietly_on_interrupt`` and call
-``ignore_sigint()`` as their clean-up begins.
+(``worker.join``, ``destroy_node``) and the process exited with -2 and a traceback. And an
+interrupt that lands while rclpy's C++ code calls back into Python (taking a message) comes
+out as a ``RuntimeError`` from pybind11, not as ``KeyboardInterrupt``.
+
+Console scripts therefore wrap ``main`` in ``exits_quietly_on_interrupt`` (which records the
+SIGINT and turns whatever it raised into exit code 0) and call ``ignore_sigint()`` as their
+clean-up begins.
 """
 
 from __future__ import annotations
 
 import functools
 import signal
+import threading
 from typing import Callable
+
+_interrupted = threading.Event()
+
+
+def _on_sigint(_signum, _frame) -> None:
+    _interrupted.set()
+    raise KeyboardInterrupt
 
 
 def ignore_sigint() -> None:
@@ -21,16 +33,22 @@ def ignore_sigint() -> None:
 
 
 def exits_quietly_on_interrupt(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a console script's ``main``: a ``KeyboardInterrupt`` that escapes it (one that
-    lands before its clean-up ignores SIGINT) returns 0, and SIGINT stays ignored until the
-    interpreter exits."""
+    """Wrap a console script's ``main`` (run in the main thread): after a SIGINT, any exception
+    that escapes it (``KeyboardInterrupt``, or the error an interrupted rclpy call raised) means
+    "stopped" and returns 0; SIGINT stays ignored until the interpreter exits. Without a SIGINT,
+    exceptions propagate unchanged."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        signal.signal(signal.SIGINT, _on_sigint)  # before rclpy.init, which chains to it
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:
             return 0
+        except Exception:
+            if _interrupted.is_set():
+                return 0
+            raise
         finally:
             ignore_sigint()
 
