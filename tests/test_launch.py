@@ -183,8 +183,9 @@ def test_demo_publishes_scored_grasps_and_ctrl_c_ends_all_cleanly(ros, listener,
         assert match["model"].endswith("(shipped)") and match["trained"] == "trained", match[0]
         assert listener.spin_until(lambda: len(listener.results) >= 2, STARTUP), proc.text()
         for result in listener.results:
-            assert result.msg.header.frame_id == "world" and len(result.score) > 0
-            assert np.all((result.score >= 0) & (result.score <= 1)) and result.score.std() > 0
+            scores = result.score[np.isfinite(result.score)]  # NaN: a contact off the surface (counted by the node)
+            assert result.msg.header.frame_id == "world" and len(scores) > 0
+            assert np.all((scores >= 0) & (scores <= 1)) and scores.std() > 0
         assert "[demo_source-2]: process started" in proc.text()
         assert_ends_cleanly(proc, ("grasp_node", "demo_source"))
 
