@@ -104,8 +104,16 @@ def _quit_on_signals(app) -> None:
         app.closeAllWindows()  # the window's closeEvent ends the live view's ROS context in order
         app.quit()
 
+    def on_signal(*_) -> None:
+        # The first signal starts closing; later ones (ros2 launch sends SIGINT after the terminal's
+        # Ctrl-C reached the whole group) are ignored, or one landing after app.exec() returned
+        # ends the process as a KeyboardInterrupt (exit -2) instead of 0.
+        for other in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(other, signal.SIG_IGN)
+        QTimer.singleShot(0, close_and_quit)
+
     for sig in (signal.SIGINT, signal.SIGTERM):  # queued: also quits when it lands before app.exec()
-        signal.signal(sig, lambda *_: QTimer.singleShot(0, close_and_quit))
+        signal.signal(sig, on_signal)
     timer = QTimer(app)
     timer.timeout.connect(lambda: None)
     timer.start(200)
