@@ -99,10 +99,10 @@ def prepare_cloud(
             else:
                 node_normal = axis * centroid_sign(local64[idx], axis)  # [M, 3]
         else:
-            axis = torch.nn.functional.normalize(normals.to(torch.float64), dim=1)[idx]  # [M, 3]
-            node_normal = axis
+            unit = torch.nn.functional.normalize(normals.to(torch.float64), dim=1)  # [U, 3]
+            axis = node_normal = unit[idx]  # [M, 3]
             if orientation == "surface":
-                oriented = SurfaceOrientation.from_normals(local64, torch.nn.functional.normalize(normals, dim=1))
+                oriented = SurfaceOrientation.from_normals(local64, unit)
     return PreparedCloud(node_pos, node_normal.to(torch.float32), center, scale, index, oriented, local64, idx,
                          axis.to(torch.float32))
 

@@ -15,7 +15,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps  # noqa: E402
-from ros_support import REPO, node_command, set_parameters, start, stop, wait_for_log  # noqa: E402
+from ros_support import node_command, set_parameters, start, stop  # noqa: E402
 from sensor_msgs.msg import PointField  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -27,7 +27,6 @@ from grasp_equi.gripper import JawGeometry, close_jaws  # noqa: E402
 from grasp_equi.poses import COLLISION, NO_CONTACT, SCORED, GripperBody, as_frames, in_collision  # noqa: E402
 from grasp_equi.ros import codec  # noqa: E402
 from grasp_equi.ros.client import ScoreClient, now_stamp  # noqa: E402
-from grasp_equi.scorer import SHIPPED_WEIGHTS  # noqa: E402
 
 pytestmark = pytest.mark.ros
 TIMEOUT = 30.0  # generous bound for one answer on a loaded 2-core machine
@@ -390,43 +389,3 @@ def test_full_queue_drops_oldest_and_counts(client, rng):
     client.spin_until(lambda: sum(k in client.results for k in keys) >= delta["scored"], TIMEOUT)
     assert sum(k in client.results for k in keys) == delta["scored"]
     set_parameters(client.node, "grasp_stability", {"queue_size": 2})
-
-
-# ----------------------------------------------------------------------------- start-up
-def test_starts_from_the_shipped_params_file(checkpoint, tmp_path):
-    log = tmp_path / "node.log"
-    proc = start(node_command("--params-file", str(REPO / "config" / "grasp.yaml"), "-p",
-                              f"model_path:={checkpoint}", console_script=True), log)
-    try:
-        assert wait_for_log(log, "ready: model small.safetensors", proc, 90), log.read_text()
-    finally:
-        assert stop(proc) == 0, log.read_text()
-
-
-@pytest.mark.parametrize("yaml_body, code, reason", [
-    ("max_point: 10", 2, "unknown parameter"),
-    ("queue_size: 0", 2, "queue_size"),
-    ("model_path: /no/such/model.safetensors", 1, "no such file"),
-])
-def test_bad_parameters_exit_with_reason(yaml_body, code, reason, tmp_path):
-    params = tmp_path / "bad.yaml"
-    params.write_text(f"grasp_stability:\n  ros__parameters:\n    {yaml_body}\n")
-    log = tmp_path / "node.log"
-    proc = start(node_command("--params-file", str(params)), log)
-    try:
-        proc.wait(90)
-    finally:
-        stop(proc)
-    assert proc.returncode == code, log.read_text()
-    assert reason in log.read_text()
-
-
-@pytest.mark.skipif(SHIPPED_WEIGHTS.is_file(), reason="shipped weights present: nothing is missing")
-def test_missing_shipped_weights_need_allow_untrained(tmp_path):
-    log = tmp_path / "node.log"
-    proc = start(node_command(), log)
-    try:
-        proc.wait(90)
-    finally:
-        stop(proc)
-    assert proc.returncode == 1 and "allow_untrained" in log.read_text()

@@ -115,14 +115,20 @@ class GraspNode(Node):
         if not header.frame_id:
             raise ValueError("header.frame_id is empty: results could not be placed in any frame")
 
+    def _decode_object_cloud(self, msg: PointCloud2):
+        """The decoded object cloud of ``msg`` (``cloud`` or ``propose_cloud``); ``ValueError`` with the
+        reason when its frame, fields, values or size make it unusable."""
+        self._check_frame(msg.header)
+        decoded = codec.decode_cloud(msg, self.settings.max_points)
+        points, _ = check_cloud(decoded.points, decoded.normals)
+        self.settings.limits.check_object_size(points)
+        return decoded
+
     # ------------------------------------------------------------------ callbacks (executor thread)
     def _on_cloud(self, msg: PointCloud2) -> None:
         self.stats.count("clouds")
         try:
-            self._check_frame(msg.header)
-            decoded = codec.decode_cloud(msg, self.settings.max_points)
-            points, _ = check_cloud(decoded.points, decoded.normals)
-            self.settings.limits.check_object_size(points)
+            decoded = self._decode_object_cloud(msg)
         except ValueError as err:
             self._reject("cloud", str(err), msg.header)
             self.store.reject(msg.header, str(err))  # requests for it fail now, with this reason
@@ -184,10 +190,7 @@ class GraspNode(Node):
         received = time.monotonic()
         self.stats.count("requests")
         try:
-            self._check_frame(msg.header)
-            decoded = codec.decode_cloud(msg, self.settings.max_points)
-            points, _ = check_cloud(decoded.points, decoded.normals)
-            self.settings.limits.check_object_size(points)
+            decoded = self._decode_object_cloud(msg)
         except ValueError as err:
             self._reject("propose_cloud", str(err), msg.header)
             return

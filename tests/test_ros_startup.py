@@ -1,0 +1,62 @@
+"""grasp_node start-up over real ROS 2: the shipped parameter file, bad parameters and missing
+weights end with the documented exit code and reason (each test starts its own node process)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
+
+from conftest import SMALL_MODEL  # noqa: E402
+from ros_support import REPO, node_command, start, stop, wait_for_log  # noqa: E402
+
+from grasp_equi import GraspScorer  # noqa: E402
+from grasp_equi.checkpoint import save_checkpoint  # noqa: E402
+from grasp_equi.scorer import SHIPPED_WEIGHTS  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    scorer = GraspScorer.untrained(seed=3, device="cpu", **SMALL_MODEL)
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "small.safetensors", scorer.model, scorer.config)
+
+
+def test_starts_from_the_shipped_params_file(checkpoint, tmp_path):
+    log = tmp_path / "node.log"
+    proc = start(node_command("--params-file", str(REPO / "config" / "grasp.yaml"), "-p",
+                              f"model_path:={checkpoint}", console_script=True), log)
+    try:
+        assert wait_for_log(log, "ready: model small.safetensors", proc, 90), log.read_text()
+    finally:
+        assert stop(proc) == 0, log.read_text()
+
+
+@pytest.mark.parametrize("yaml_body, code, reason", [
+    ("max_point: 10", 2, "unknown parameter"),
+    ("queue_size: 0", 2, "queue_size"),
+    ("model_path: /no/such/model.safetensors", 1, "no such file"),
+])
+def test_bad_parameters_exit_with_reason(yaml_body, code, reason, tmp_path):
+    params = tmp_path / "bad.yaml"
+    params.write_text(f"grasp_stability:\n  ros__parameters:\n    {yaml_body}\n")
+    log = tmp_path / "node.log"
+    proc = start(node_command("--params-file", str(params)), log)
+    try:
+        proc.wait(90)
+    finally:
+        stop(proc)
+    assert proc.returncode == code, log.read_text()
+    assert reason in log.read_text()
+
+
+@pytest.mark.skipif(SHIPPED_WEIGHTS.is_file(), reason="shipped weights present: nothing is missing")
+def test_missing_shipped_weights_need_allow_untrained(tmp_path):
+    log = tmp_path / "node.log"
+    proc = start(node_command(), log)
+    try:
+        proc.wait(90)
+    finally:
+        stop(proc)
+    assert proc.returncode == 1 and "allow_untrained" in log.read_text()
