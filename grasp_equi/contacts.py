@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from grasp_equi.geometry import NeighbourIndex
+from grasp_equi.geometry import NeighbourIndex, unique_points
 
 # A contact farther than this many local point spacings from every cloud point is off the surface.
 # Measured on held-out generated clouds: contacts on complete clouds lie within 2.3 spacings (99.9th
@@ -35,6 +35,16 @@ def surface_gaps(contacts: torch.Tensor, index: NeighbourIndex) -> tuple[torch.T
     gap, nearest = index.query_with_distances(contacts.to(index.cloud.dtype), 1)  # [C, 1] x2
     around, _ = index.query_with_distances(index.cloud[nearest[:, 0]], SPACING_NEIGHBOURS + 1)  # [C, 5]
     return gap[:, 0], around[:, 1:].mean(dim=1)  # [C], [C]
+
+
+def surface_limits(points: np.ndarray, contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The scorer's check for a caller without a ``GraspScorer`` call (a GUI filtering grasps before
+    scoring them): each contact's distance ``[C]`` to the cloud ``points`` ``(N, 3)`` and its limit
+    ``[C]`` (``SURFACE_TOLERANCE`` x the local spacing), both in the input units. The ratio does not
+    depend on units, so the verdicts are those of ``GraspScorer.score``."""
+    cloud = unique_points(torch.as_tensor(np.asarray(points), dtype=torch.float64))[0]  # [U, 3]
+    gap, spacing = surface_gaps(torch.as_tensor(np.asarray(contacts), dtype=torch.float64), NeighbourIndex(cloud))
+    return gap.numpy(), SURFACE_TOLERANCE * spacing.numpy()  # [C], [C]
 
 
 def off_surface_reasons(gap: np.ndarray, spacing: np.ndarray, counts: np.ndarray, scale: float

@@ -48,28 +48,25 @@ def score_at(slots: list[ModelSlot], posed: PosedScene, rotation: np.ndarray) ->
 
 
 def off_object(points: np.ndarray, grasps: list[np.ndarray], slots: list[ModelSlot]) -> list[tuple[int, str]]:
-    """Grasps the scorers would refuse because a contact does not touch the cloud, with the reason.
+    """Grasps the scorers would not judge because a contact does not touch the cloud, with the reason.
 
-    The limit is each available scorer's own (``max_contact_distance`` object radii, radius =
-    max distance of a point from the centroid); the strictest one applies. Rotation-invariant,
-    so it is checked once per set of grasps, not per pose. Returns ``[(grasp index, reason)]``.
+    The scorer's own rule (``grasp_equi.contacts``: farther than 4 x the local point spacing from
+    every cloud point). Rotation-invariant, so it is checked once per set of grasps, not per pose.
+    Returns ``[(grasp index, reason)]``.
     """
-    from scipy.spatial import cKDTree
+    from grasp_equi.contacts import surface_limits
 
-    limits = [s.scorer.config.max_contact_distance for s in slots if s.available]
-    if not grasps or not limits or len(points) == 0:
+    if not grasps or not any(s.available for s in slots) or len(points) == 0:
         return []
-    pts = np.asarray(points, dtype=np.float64)  # [N, 3]
-    radius = float(np.linalg.norm(pts - pts.mean(axis=0), axis=1).max())
-    limit = min(limits) * radius
     flat = np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1, 3) for g in grasps])  # [C, 3]
-    dist, _ = cKDTree(pts).query(flat)  # [C]
+    dist, limit = surface_limits(points, flat)  # [C], [C]
     owner = np.repeat(np.arange(len(grasps)), [len(g) for g in grasps])  # [C]
     out = []
     for i in np.unique(owner[dist > limit]):
-        worst = float(dist[owner == i].max())
-        out.append((int(i), f"grasp #{i}: a contact is {1000 * worst:.1f} mm from the object "
-                            f"(limit {1000 * limit:.1f} mm); removed"))
+        mine = np.flatnonzero(owner == i)
+        worst = mine[np.argmax(dist[mine] - limit[mine])]
+        out.append((int(i), f"grasp #{i}: a contact is {1000 * dist[worst]:.1f} mm from the object "
+                            f"(limit {1000 * limit[worst]:.1f} mm); removed"))
     return out
 
 

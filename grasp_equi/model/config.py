@@ -115,8 +115,9 @@ class ModelConfig:
     # centroid: wrong wherever the surface faces it, a torus' inner ring, a mug's inside) or
     # "surface" (propagated over the surface, grasp_equi.orientation). Older checkpoints: "centroid".
     normal_orientation: str = "centroid"
-    max_contact_distance: float = 1.0  # contacts farther than this (in object radii) from every cloud point are rejected;
-    # generous because single-view clouds miss the back side that the far finger touches
+    # read from older checkpoints and validated, no longer used for scoring: whether a contact touches
+    # the cloud is decided in local point spacings (grasp_equi.contacts)
+    max_contact_distance: float = 1.0
 
     def __post_init__(self):
         """Check every value against the schema (``ConfigError`` names the key)."""
