@@ -43,11 +43,13 @@ def run(args) -> int:
     import torch
 
     from grasp_equi.evaluate import calibration_plot, evaluate
+    from grasp_equi.scorer import DEFAULT_THREADS, GraspScorer
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    scorer = GraspScorer.from_checkpoint(args.weights, device=args.device, threads=args.threads or DEFAULT_THREADS)
     out, res = evaluate(args.weights, args.data, args.split, args.families, args.rotate, args.max_clouds,
-                        args.invariance_clouds, args.device, args.seed, not args.quiet)
+                        args.invariance_clouds, args.device, args.seed, not args.quiet, scorer=scorer)
     png = args.png or args.json.with_suffix(".png")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")

@@ -113,8 +113,8 @@ def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud, dtype: torc
     return ((contacts.to(torch.float64) - cloud.center) / cloud.scale).to(dtype)
 
 
-def contact_normals(contacts: torch.Tensor, index: NeighbourIndex, k: int = 16,
-                    orientation: SurfaceOrientation | None = None) -> torch.Tensor:
+def contact_normals(contacts: torch.Tensor, index: NeighbourIndex | None, k: int = 16,
+                    orientation: SurfaceOrientation | None = None, source: str = "pca") -> torch.Tensor:
     """Outward normals ``[C, 3]`` (float32) of the cloud at each contact.
 
     ``contacts`` ``[C, 3]`` and ``index`` (over the cloud's ``[N, 3]`` points, e.g.
@@ -122,10 +122,16 @@ def contact_normals(contacts: torch.Tensor, index: NeighbourIndex, k: int = 16,
     float64 for pose-independent neighbourhoods. The sign rule is the nodes' one: ``orientation``
     (``PreparedCloud.orientation``) when given, else away from the centroid; a normal whose sign
     is ambiguous is shortened continuously towards zero. Estimated from the cloud, never taken
-    from a mesh, in training as at inference.
+    from a mesh, in training as at inference. ``source`` (``ModelConfig.contact_normal_source``):
+    "pca" as above; "reference" the mean of ``orientation``'s oriented reference normals around
+    the contact (``SurfaceOrientation.normals_at``; ``index`` unused).
     """
     if contacts.shape[0] == 0:
         return torch.zeros(0, 3, dtype=torch.float32, device=contacts.device)
+    if source == "reference":
+        if orientation is None:
+            raise ValueError("contact normals from reference points need the cloud's surface orientation")
+        return orientation.normals_at(contacts.to(torch.float64)).to(torch.float32)
     contacts = contacts.to(index.cloud.dtype)
     if orientation is not None:
         normals = orientation.orient(contacts, unsigned_normals(contacts, index.cloud, k, index))

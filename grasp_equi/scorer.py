@@ -21,6 +21,28 @@ from grasp_equi.paths import SHIPPED_WEIGHTS, WEIGHTS_DIR  # noqa: F401  (re-exp
 from grasp_equi.validation import check_cloud, check_grasps
 
 
+# One CPU thread per scoring call by default. The stages are small tensors (a 20k-point cloud, a few
+# thousand grasps) where a second thread saves little on a quiet machine, and on a busy one torch's
+# OpenMP workers spin-wait for a core another process holds: one call went from ~0.2 s to 11 s with
+# 2 threads beside a CPU-bound process on a 2-core machine (``grasp-equi bench --contention``).
+DEFAULT_THREADS = 1
+
+
+@contextmanager
+def cpu_threads(threads: int | None):
+    """Run the block with ``threads`` torch CPU threads (None: unchanged), restoring the previous setting.
+    ``torch.set_num_threads`` is process-wide: other threads that run torch at the same time see it too."""
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
     if str(device) == "auto":
@@ -48,8 +70,13 @@ class GraspScorer:
     """
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, device="auto", name: str = "untrained",
-                 info: dict | None = None, grasp_chunk: int | None = None, limits: Limits | None = None):
+                 info: dict | None = None, grasp_chunk: int | None = None, limits: Limits | None = None,
+                 threads: int | None = DEFAULT_THREADS):
         self.device = resolve_device(device)
+        # torch CPU threads while scoring (None: leave torch's setting alone). See DEFAULT_THREADS.
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
+        self.threads = threads
         self.limits = limits or Limits()  # input sizes and plausible object radii (grasp_equi.limits)
         self.model = model.to(self.device).eval()
         self.config = config
@@ -58,7 +85,9 @@ class GraspScorer:
         # Grasps per head pass. Each contact gathers ~40 object nodes, so a pass holds about
         # 80 x 440 floats per grasp: 4096 grasps = ~1.9 GB of host memory and cache misses on a
         # CPU (256 there is as fast or faster, with ~0.6 GB peak); a GPU wants big batches.
-        self.grasp_chunk = grasp_chunk or (4096 if self.device.type == "cuda" else 256)
+        # The invariant head holds ~3k floats per grasp: 2,048 grasps per pass is ~25 MB.
+        cpu_chunk = 2048 if config.head == "invariant" and config.architecture == "equivariant" else 256
+        self.grasp_chunk = grasp_chunk or (4096 if self.device.type == "cuda" else cpu_chunk)
         self.timings: dict[str, float] = {}  # ms per stage of the last score() call
         self.reasons: list[str | None] = []  # per grasp of the last call: why it was not scored (None: scored)
         # the "sample" stage split into "sampling" (normalise + FPS) and "normals" (kNN + PCA)
@@ -66,7 +95,8 @@ class GraspScorer:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_checkpoint(cls, path=None, device="auto", limits: Limits | None = None) -> "GraspScorer":
+    def from_checkpoint(cls, path=None, device="auto", limits: Limits | None = None,
+                        threads: int | None = DEFAULT_THREADS) -> "GraspScorer":
         """Load a ``.safetensors`` checkpoint; ``None`` = the shipped weights. Raises
         ``CheckpointError`` (naming the file and the key) for anything unusable."""
         path = Path(path) if path is not None else SHIPPED_WEIGHTS
@@ -78,17 +108,17 @@ class GraspScorer:
         except (ValueError, RuntimeError, AssertionError) as err:
             raise CheckpointError(f"checkpoint {path}: its model config cannot be built ({err})") from None
         load_weights(path, model)  # shapes checked against the header, then finite weights read
-        return cls(model, config, device, name=path.name, info=info, limits=limits)
+        return cls(model, config, device, name=path.name, info=info, limits=limits, threads=threads)
 
     @classmethod
-    def untrained(cls, seed: int = 0, device="auto", limits: Limits | None = None,
+    def untrained(cls, seed: int = 0, device="auto", limits: Limits | None = None, threads: int | None = DEFAULT_THREADS,
                   **config_overrides) -> "GraspScorer":
         """Randomly initialised network (for tests and benchmarks)."""
         config = ModelConfig(**config_overrides)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(config)
-        return cls(model, config, device, name=f"untrained(seed={seed})", limits=limits)
+        return cls(model, config, device, name=f"untrained(seed={seed})", limits=limits, threads=threads)
 
     def compile(self) -> "GraspScorer":
         """Opt in to ``torch.compile`` of the tensor-product kernels (see ``model/compile.py``):
@@ -120,6 +150,10 @@ class GraspScorer:
         self.limits.check_points(len(pts), "points")
         self.limits.check_object_size(pts)
         self.sample_timings = {}
+        with cpu_threads(self.threads if self.device.type == "cpu" else None):
+            return self._encode(pts, nrm)
+
+    def _encode(self, pts: np.ndarray, nrm: np.ndarray | None) -> EncodedCloud:
         with self._stage("sample"):
             pts_t = torch.as_tensor(pts, device=self.device)  # [N, 3] float64
             nrm_t = None if nrm is None else torch.as_tensor(nrm, device=self.device)
@@ -138,9 +172,9 @@ class GraspScorer:
         scores = np.full(len(grasps.counts), np.nan, dtype=np.float32)  # [G]
         reasons: list[str | None] = [None] * len(grasps.counts)
         if len(grasps.counts):
-            with self._stage("graph"):
+            with cpu_threads(self.threads if self.device.type == "cpu" else None), self._stage("graph"):
                 local, normals, judged, reasons = self._prepare_contacts(encoded, grasps)
-            with self._stage("head"):
+            with cpu_threads(self.threads if self.device.type == "cpu" else None), self._stage("head"):
                 if judged.any():
                     scores[judged] = self._head(encoded, local, normals, grasps.counts[judged])
         self.reasons = reasons
@@ -178,7 +212,8 @@ class GraspScorer:
         judged = np.array([r is None for r in reasons], dtype=bool)  # [G]
         rows = torch.as_tensor(np.repeat(judged, grasps.counts), device=self.device)  # [C]
         local64 = local64[rows]  # [c, 3]
-        normals = (contact_normals(local64, index, self.config.normal_k, encoded.cloud.orientation)
+        normals = (contact_normals(local64, index, self.config.normal_k, encoded.cloud.orientation,
+                                   self.config.contact_normal_source)
                    if self.config.uses_contact_normals else None)  # [c, 3] or None
         return local64.to(torch.float32), normals, judged, reasons
 

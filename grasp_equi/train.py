@@ -34,7 +34,8 @@ RUN_FILES = ("best.safetensors", "last.safetensors", "resume.safetensors", "metr
 # ``ModelConfig``'s defaults so that it trains in hours on a 2-core CPU: M = 128 nodes and a
 # 0.4 radius (~11 neighbours per node instead of ~38) cut a training step ~10x.
 SHIPPED_MODEL = dict(num_nodes=128, irreps_hidden="24x0e + 6x1o + 2x2e", radius=0.4, avg_neighbors=8.0,
-                     contact_normals=True, contact_normal_sign="centroid", normal_orientation="surface")
+                     contact_normals=True, contact_normal_sign="centroid", normal_orientation="surface",
+                     head="invariant", contact_normal_source="reference")
 # The PointNet baseline shares M, the radius and the training budget.
 BASELINE_MODEL = dict(architecture="pointnet", num_nodes=128, radius=0.4, baseline_width=64)
 
@@ -207,10 +208,12 @@ def run(args) -> int:
     shard_name = "_train.safetensors" if ctx.world == 1 else f"_train_rank{ctx.rank}of{ctx.world}.safetensors"
     train = prepare_records(train_samples[ctx.rank::ctx.world], config.num_nodes, config.normal_k,
                             cache.with_name(cache.stem + shard_name), progress and ctx.main,
-                            orientation=config.normal_orientation)
+                            orientation=config.normal_orientation,
+                            contact_normal_source=config.contact_normal_source)
     val = prepare_records(val_samples, config.num_nodes, config.normal_k,  # validation runs on rank 0 only
                           cache.with_name(cache.stem + "_val.safetensors") if ctx.main else None,
-                          progress and ctx.main, orientation=config.normal_orientation) if ctx.main else []
+                          progress and ctx.main, orientation=config.normal_orientation,
+                          contact_normal_source=config.contact_normal_source) if ctx.main else []
     _log(ctx, f"preprocessed {len(train)} train (this rank) / {len(val)} val clouds in {time.perf_counter() - t0:.0f} s; "
               f"train: {json.dumps(describe(train))}")
     settings = settings_from(args, len(train_samples), ctx.world)

@@ -83,11 +83,12 @@ def run_study(args) -> list[dict]:
     cache = args.out / "cache"
     orient = cfg0.normal_orientation
     train_all = prepare_records(load_split(args.data, "train"), cfg0.num_nodes, cfg0.normal_k,
-                                cache / "train.safetensors", orientation=orient)
+                                cache / "train.safetensors", orientation=orient,
+                                contact_normal_source=cfg0.contact_normal_source)
     val = prepare_records(load_split(args.data, "val"), cfg0.num_nodes, cfg0.normal_k, cache / "val.safetensors",
-                          orientation=orient)
+                          orientation=orient, contact_normal_source=cfg0.contact_normal_source)
     test = prepare_records(load_split(args.data, "test"), cfg0.num_nodes, cfg0.normal_k, cache / "test.safetensors",
-                           orientation=orient)
+                           orientation=orient, contact_normal_source=cfg0.contact_normal_source)
     test_picks = validation_picks(test, args.test_clouds, 128, seed=args.seed + 1)
     print(f"preprocessed {len(train_all)}/{len(val)}/{len(test)} clouds in {time.perf_counter() - t0:.0f} s", flush=True)
     results = []

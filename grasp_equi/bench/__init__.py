@@ -79,13 +79,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the tensor-product kernels first (GraspScorer.compile); the "
                              "compile time is reported, the warm-ups exclude it")
-    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads while scoring (default: the library default, 1; see --contention)")
     parser.add_argument("--budget", type=nonneg_float, help="seconds of repeats per configuration after the minimum")
     parser.add_argument("--propose", action="store_true",
                         help="also time GraspPlanner.propose on one N=20000 cloud (candidates, collision checks, "
                              "one batched scoring call) next to scoring the same number of grasps")
     parser.add_argument("--ros", action="store_true",
                         help="also measure end to end over ROS 2 (grasp_node vs an echo node); needs rclpy")
+    parser.add_argument("--scaling", action="store_true",
+                        help="instead of the grid: cost vs number of grasps at N=20000 (G = 64 ... 4000), the "
+                             "marginal ms per 1,000 grasps and the head's FLOPs per grasp (CPU)")
+    parser.add_argument("--compare", type=Path, metavar="PATH",
+                        help="with --scaling: a second checkpoint (e.g. the previous weights) timed in the same run")
+    parser.add_argument("--contention", action="store_true",
+                        help="instead of the grid: a scoring call with a competing CPU-bound process on one core "
+                             "vs a quiet machine (the bench starts and stops that process itself), for the "
+                             "library's default threads and for one thread per core")
 
 
 def _grid(args) -> list[tuple[int, int]]:
@@ -116,18 +125,56 @@ def _precisions(text: str) -> list[str]:
     return values
 
 
-def _scorer(weights: Path | None, device: str, overrides: dict):
-    from grasp_equi.scorer import SHIPPED_WEIGHTS, GraspScorer
+def _scorer(weights: Path | None, device: str, overrides: dict, threads: int | None = None):
+    """The scorer to time; ``threads`` None = the library's default (``DEFAULT_THREADS``)."""
+    from grasp_equi.scorer import DEFAULT_THREADS, SHIPPED_WEIGHTS, GraspScorer
 
+    threads = threads or DEFAULT_THREADS
     if overrides:
         if weights is not None:
             raise ValueError("--model-config prices an untrained model; it cannot be combined with --weights")
-        return GraspScorer.untrained(seed=0, device=device, **overrides)
+        return GraspScorer.untrained(seed=0, device=device, threads=threads, **overrides)
     if weights is not None:
-        return GraspScorer.from_checkpoint(weights, device=device)
+        return GraspScorer.from_checkpoint(weights, device=device, threads=threads)
     if SHIPPED_WEIGHTS.is_file():
-        return GraspScorer.from_checkpoint(None, device=device)
-    return GraspScorer.untrained(seed=0, device=device)
+        return GraspScorer.from_checkpoint(None, device=device, threads=threads)
+    return GraspScorer.untrained(seed=0, device=device, threads=threads)
+
+
+def _run_cpu_studies(args) -> int:
+    """``--scaling`` and/or ``--contention`` (CPU): tables on the console, records in ``--json``."""
+    import torch
+
+    from grasp_equi.bench.report import write_json
+
+    records = []
+    with torch.inference_mode():
+        if args.scaling:
+            from grasp_equi.bench.scaling import measure_scaling, plot_scaling, scaling_table
+
+            main = _scorer(args.weights, "cpu", args.model_config, args.threads)
+            scorers = {main.name: main}
+            if args.compare is not None:
+                other = _scorer(args.compare, "cpu", {}, args.threads)
+                scorers[f"{other.name} ({args.compare})" if other.name == main.name else other.name] = other
+            grasps = args.n_grasps or None
+            scaling = measure_scaling(scorers, (args.n_points or [20_000])[0], **({"grasps": grasps} if grasps else {}),
+                                      k=args.k)
+            print(scaling_table(scaling))
+            records += scaling
+            plot_path = args.plot or (args.json.with_name(args.json.stem + "_scaling.png") if args.json else None)
+            if plot_path and plot_scaling(plot_path, scaling):
+                print(f"wrote {plot_path}")
+        if args.contention:
+            from grasp_equi.bench.contention import contention_table, measure_contention
+
+            contention = measure_contention(lambda threads: _scorer(args.weights, "cpu", args.model_config, threads))
+            print(contention_table(contention))
+            records += contention
+    if args.json:
+        write_json(args.json, records, {"torch": torch.__version__})
+        print(f"wrote {args.json}")
+    return 0
 
 
 def _load_average() -> float | None:
@@ -165,6 +212,10 @@ def run(args) -> int:
     devices, precisions, grid = _devices(args.device), _precisions(args.precision), _grid(args)
     if args.model_config and args.weights is not None:
         raise ValueError("--model-config prices an untrained model; it cannot be combined with --weights")
+    if args.compare is not None and not args.scaling:
+        raise ValueError("--compare goes with --scaling")
+    if args.scaling or args.contention:
+        return _run_cpu_studies(args)
     from grasp_equi.bench.cli_help import help_line, help_seconds
 
     help_s = help_seconds(repeats=1 if args.quick else 3)  # before torch is loaded here, on a quiet machine
@@ -189,7 +240,7 @@ def run(args) -> int:
         for device, precision, n_points, n_grasps in progress:
             progress.set_postfix_str(f"{device} {precision} N={n_points} G={n_grasps}")
             if device not in scorers:
-                scorers[device] = _scorer(args.weights, device, args.model_config)
+                scorers[device] = _scorer(args.weights, device, args.model_config, args.threads)
                 machines[device] = m.machine_description(scorers[device].device)
                 if args.compile:
                     compile_s[device] = _compile(scorers[device], args.k)

@@ -16,6 +16,8 @@ CHOICES = {
     "architecture": ("equivariant", "pointnet"),
     "contact_normal_sign": ("centroid", "grasp"),
     "normal_orientation": ("centroid", "surface"),
+    "head": ("invariant", "convolution"),
+    "contact_normal_source": ("pca", "reference"),
 }
 RANGES: dict[str, tuple[type, float, float]] = {
     "num_nodes": (int, 4, 4096),
@@ -115,6 +117,14 @@ class ModelConfig:
     # centroid: wrong wherever the surface faces it, a torus' inner ring, a mug's inside) or
     # "surface" (propagated over the surface, grasp_equi.orientation). Older checkpoints: "centroid".
     normal_orientation: str = "centroid"
+    # The grasp head: "invariant" (invariants of each contact's equivariant features, small MLPs per
+    # grasp: ~10x cheaper per grasp) or "convolution" (tensor-product layers per grasp; older checkpoints).
+    head: str = "invariant"
+    # Where contact normals come from: "pca" (PCA of the normal_k cloud points around the contact) or
+    # "reference" (the weighted mean of the oriented normals at the nearest reference points of the
+    # surface orientation: no k-NN search in the full cloud per contact, and the same patch size
+    # whatever the cloud's density; needs normal_orientation "surface"). Older checkpoints: "pca".
+    contact_normal_source: str = "pca"
     # read from older checkpoints and validated, no longer used for scoring: whether a contact touches
     # the cloud is decided in local point spacings (grasp_equi.contacts)
     max_contact_distance: float = 1.0
@@ -131,6 +141,12 @@ class ModelConfig:
                     object.__setattr__(self, f.name, _check_value(f.name, value))
             except ValueError as err:
                 raise ConfigError(f.name, str(err)) from None
+        if self.contact_normal_source == "reference" and self.normal_orientation != "surface":
+            raise ConfigError("contact_normal_source", "'reference' needs normal_orientation 'surface'")
+        if self.head == "invariant" and self.architecture == "equivariant":
+            wrong = sorted({t.strip().split("x")[1] for t in self.irreps_hidden.split("+")} - {"0e", "1o", "2e"})
+            if wrong:
+                raise ConfigError("irreps_hidden", f"the invariant head takes 0e, 1o and 2e features; got {wrong}")
 
     @property
     def uses_contact_normals(self) -> bool:
@@ -149,5 +165,5 @@ class ModelConfig:
         if unknown:
             raise ConfigError(str(unknown[0]), f"is not a model config key (unknown keys {unknown[:5]})")
         data = {"contact_normals": False, "contact_normal_sign": "centroid", "normal_orientation": "centroid",
-                **data}  # older checkpoints
+                "head": "convolution", "contact_normal_source": "pca", **data}  # older checkpoints
         return cls(**data)

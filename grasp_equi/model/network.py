@@ -9,6 +9,7 @@ from grasp_equi import keys
 from grasp_equi.model.config import ModelConfig
 from grasp_equi.model.encoder import ObjectEncoder
 from grasp_equi.model.head import GraspHead
+from grasp_equi.model.invariant_head import InvariantGraspHead
 
 
 class GraspStabilityNet(torch.nn.Module):
@@ -21,9 +22,14 @@ class GraspStabilityNet(torch.nn.Module):
         irreps = o3.Irreps(config.irreps_hidden).sort().irreps.simplify()
         self.encoder = ObjectEncoder(irreps, config.encoder_layers, config.lmax, config.radius,
                                      config.num_radial, config.radial_hidden, config.avg_neighbors)
-        self.head = GraspHead(irreps, config.pair_layers, config.lmax, config.radius, config.pair_range,
-                              config.num_radial, config.radial_hidden, config.avg_neighbors,
-                              config.readout_hidden, config.contact_normals, config.contact_normal_sign)
+        if config.head == "invariant":
+            self.head = InvariantGraspHead(irreps, config.radius, config.num_radial, config.avg_neighbors,
+                                           config.readout_hidden, contact_normals=config.contact_normals,
+                                           contact_normal_sign=config.contact_normal_sign)
+        else:
+            self.head = GraspHead(irreps, config.pair_layers, config.lmax, config.radius, config.pair_range,
+                                  config.num_radial, config.radial_hidden, config.avg_neighbors,
+                                  config.readout_hidden, config.contact_normals, config.contact_normal_sign)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR],

@@ -15,12 +15,13 @@ from grasp_equi.scorer import SHIPPED_WEIGHTS, GraspScorer
 def load_scorer(settings: Settings, logger) -> tuple[GraspScorer, str, bool]:
     """``(scorer, label for logs/diagnostics, trained?)``; raises ``CheckpointError`` (with
     what to do) when the weights cannot be used."""
+    threads = settings.cpu_threads or None  # 0: torch's own setting, left alone
     if settings.model_path:
         path = Path(settings.model_path).expanduser()
-        scorer = GraspScorer.from_checkpoint(path, device=settings.device)
+        scorer = GraspScorer.from_checkpoint(path, device=settings.device, threads=threads)
         return scorer, f"{scorer.name} ({path})", True
     if SHIPPED_WEIGHTS.is_file():
-        scorer = GraspScorer.from_checkpoint(None, device=settings.device)
+        scorer = GraspScorer.from_checkpoint(None, device=settings.device, threads=threads)
         return scorer, f"{scorer.name} (shipped)", True
     if not settings.allow_untrained:
         raise CheckpointError(
@@ -29,7 +30,7 @@ def load_scorer(settings: Settings, logger) -> tuple[GraspScorer, str, bool]:
             "untrained model (scores are then meaningless)")
     logger.warning(f"no shipped weights at {SHIPPED_WEIGHTS}: scoring with an UNTRAINED random model "
                    "(allow_untrained=true); scores are meaningless")
-    scorer = GraspScorer.untrained(seed=0, device=settings.device)
+    scorer = GraspScorer.untrained(seed=0, device=settings.device, threads=threads)
     return scorer, scorer.name, False
 
 

@@ -106,10 +106,13 @@ def _load_cache(path: Path, fingerprint: str) -> list[PreparedCloud] | None:
 
 
 def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache: Path | None = None,
-                    progress: bool = True, orientation: str = "centroid") -> list[CloudRecord]:
+                    progress: bool = True, orientation: str = "centroid",
+                    contact_normal_source: str = "pca") -> list[CloudRecord]:
     """Preprocess every ``CloudSample`` once (or read the result from ``cache``).
 
-    ``orientation`` is ``ModelConfig.normal_orientation`` (how normals get their sign)."""
+    ``orientation`` is ``ModelConfig.normal_orientation`` (how normals get their sign),
+    ``contact_normal_source`` its ``contact_normal_source`` (the contact normals are recomputed
+    on every call, only the clouds are cached)."""
     if not samples:
         return []
     fingerprint = _fingerprint(samples, num_nodes, normal_k, orientation)
@@ -124,7 +127,7 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
         counts = np.array([len(g) for g in grasps], dtype=np.int64)  # [G]
         flat = torch.as_tensor(np.concatenate(grasps)) if grasps else torch.zeros(0, 3, dtype=torch.float64)
         local = normalise_contacts(flat, cloud, torch.float64)  # [C, 3], float64 like the scorer's search
-        normals = contact_normals(local, index, normal_k, oriented)  # [C, 3]
+        normals = contact_normals(local, index, normal_k, oriented, contact_normal_source)  # [C, 3]
         local = local.to(torch.float32)
         records.append(CloudRecord(
             cloud=cloud, contacts=local, contact_normals=normals,
