@@ -61,8 +61,10 @@ class GraspTable(QTableWidget):
         self._show_selection()
 
     def _on_scene_selection(self) -> None:
-        if self.scene.selected is not None and self.scene.selected not in self.row_grasps:
-            self.refresh()  # the selected grasp is always listed, even outside the top N
+        # The selected grasp is always listed, even outside the top N; a new selection can also
+        # drop the previous one's extra row (new scores put it outside the top N).
+        if self.row_grasps != self.scene.visible():
+            self.refresh()
         else:
             self._show_selection()
 

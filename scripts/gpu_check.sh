@@ -57,7 +57,8 @@ step "tests: CUDA + core (no ROS/Qt)"
 # test_cuda: CPU vs CUDA scores within 1e-4 and invariance on CUDA; the rest: invariance, model,
 # API contract and the benchmark's own tests on the real pipeline.
 run_limited 150 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT_DIR/junit.xml" \
-    tests/test_cuda.py tests/test_invariance.py tests/test_model.py tests/test_api.py tests/test_bench.py \
+    tests/test_cuda.py tests/test_invariance.py tests/test_model.py tests/test_invariant_head.py tests/test_api.py \
+    tests/test_bench.py \
     > "$OUT_DIR/pytest.txt" 2>&1 || status=1
 tail -15 "$OUT_DIR/pytest.txt"
 

@@ -29,9 +29,19 @@ def head_flops_per_grasp(scorer, n_points: int = 20_000, n_grasps: int = 1_000, 
     from grasp_equi.bench.measure import make_workload
 
     work = make_workload(n_points, n_grasps, k=k)
-    encoded = scorer.encode(work.points)
-    with FlopCounterMode(display=False) as counter:
-        scorer.score_encoded(encoded, work.contacts)
+    params = [p for p in scorer.model.parameters() if p.requires_grad]
+    try:
+        # The counter's module tracker hooks every tensor that requires grad, and fails on parameters
+        # e3nn passes as arguments under no_grad: count with none requiring it.
+        for p in params:
+            p.requires_grad_(False)
+        with torch.inference_mode(False):
+            encoded = scorer.encode(work.points)
+            with FlopCounterMode(display=False) as counter:
+                scorer.score_encoded(encoded, work.contacts)
+    finally:
+        for p in params:
+            p.requires_grad_(True)
     return counter.get_total_flops() / n_grasps
 
 
