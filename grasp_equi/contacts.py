@@ -13,26 +13,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from grasp_equi.geometry import NeighbourIndex, unique_points
+from grasp_equi.geometry import NeighbourIndex
+from grasp_equi.orientation import SPACING_NEIGHBOURS, SurfaceOrientation
 
 # A contact farther than this many local point spacings from every cloud point is off the surface.
 # Measured on held-out generated clouds: contacts on complete clouds lie within 2.3 spacings (99.9th
 # percentile); on single views those beyond are on the occluded side, where the cloud has no evidence.
 SURFACE_TOLERANCE = 4.0
-SPACING_NEIGHBOURS = 4  # the local spacing is the mean distance from the nearest point to its 4 neighbours
 
 REASON_OFF_SURFACE = "off_surface"
 
 
-def surface_gaps(contacts: torch.Tensor, index: NeighbourIndex) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distance ``[C]`` from each contact to the nearest cloud point and the local point spacing ``[C]``
-    there (mean distance from that point to its ``SPACING_NEIGHBOURS`` nearest other points).
+def surface_gaps(contacts: torch.Tensor, index: NeighbourIndex, orientation: SurfaceOrientation | None = None,
+                 neighbours=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distance ``[C]`` from each contact to the nearest cloud point and the cloud's local point
+    spacing ``[C]`` there.
 
     ``contacts`` ``[C, 3]`` and ``index`` share one frame (any units; the scorer uses the cloud's
-    normalised frame in float64). Both values are continuous functions of the inputs, so a
-    contact's verdict only flips where its ratio crosses ``SURFACE_TOLERANCE`` itself.
+    normalised frame in float64). The spacing is the weighted mean of the spacing at the reference
+    points of ``orientation`` around the contact (``SurfaceOrientation.spacing_at``; ``neighbours``
+    reuses its neighbour query), else the mean distance from the nearest point to its
+    ``SPACING_NEIGHBOURS`` nearest other points. The gap is a continuous function of the inputs,
+    so a contact's verdict flips only where its ratio crosses ``SURFACE_TOLERANCE`` itself.
     """
     gap, nearest = index.query_with_distances(contacts.to(index.cloud.dtype), 1)  # [C, 1] x2
+    if orientation is not None and orientation.spacing is not None:
+        return gap[:, 0], orientation.spacing_at(contacts, neighbours).to(gap.dtype)
     around, _ = index.query_with_distances(index.cloud[nearest[:, 0]], SPACING_NEIGHBOURS + 1)  # [C, 5]
     return gap[:, 0], around[:, 1:].mean(dim=1)  # [C], [C]
 
@@ -41,10 +47,15 @@ def surface_limits(points: np.ndarray, contacts: np.ndarray) -> tuple[np.ndarray
     """The scorer's check for a caller without a ``GraspScorer`` call (a GUI filtering grasps before
     scoring them): each contact's distance ``[C]`` to the cloud ``points`` ``(N, 3)`` and its limit
     ``[C]`` (``SURFACE_TOLERANCE`` x the local spacing), both in the input units. The ratio does not
-    depend on units, so the verdicts are those of ``GraspScorer.score``."""
-    cloud = unique_points(torch.as_tensor(np.asarray(points), dtype=torch.float64))[0]  # [U, 3]
-    gap, spacing = surface_gaps(torch.as_tensor(np.asarray(contacts), dtype=torch.float64), NeighbourIndex(cloud))
-    return gap.numpy(), SURFACE_TOLERANCE * spacing.numpy()  # [C], [C]
+    depend on units, so the verdicts are those of ``GraspScorer.score`` with a surface-oriented
+    model (the shipped one): the same deduplicated, normalised cloud and reference points."""
+    from grasp_equi.graph import normalise_contacts, prepare_cloud
+
+    cloud = prepare_cloud(torch.as_tensor(np.asarray(points), dtype=torch.float64), None, 4, orientation="surface")
+    local = normalise_contacts(torch.as_tensor(np.asarray(contacts), dtype=torch.float64), cloud, torch.float64)
+    gap, spacing = surface_gaps(local, cloud.index, cloud.orientation)  # normalised units
+    scale = float(cloud.scale)
+    return gap.numpy() * scale, SURFACE_TOLERANCE * spacing.numpy() * scale  # [C], [C]
 
 
 def off_surface_reasons(gap: np.ndarray, spacing: np.ndarray, counts: np.ndarray, scale: float

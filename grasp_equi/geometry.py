@@ -241,11 +241,12 @@ def neighbourhood_weights(dist: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def local_pca(queries: torch.Tensor, cloud: torch.Tensor, k: int, index: NeighbourIndex | None = None,
-              dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              dtype: torch.dtype | None = None, return_distances: bool = False):
     """Eigenvalues ``[n_q, 3]`` (ascending) and eigenvectors ``[n_q, 3, 3]`` (columns) of the weighted
     covariance of each query's smooth k-neighbourhood in ``cloud`` (``neighbourhood_weights``: no
     tie at the k-th neighbour can change it). ``dtype`` (default: the cloud's) moves the
-    neighbourhoods to the CPU in that precision first."""
+    neighbourhoods to the CPU in that precision first. ``return_distances``: also the ascending
+    distances ``[n_q, QUERY_FACTOR k]`` of the candidates (third element)."""
     dist, knn = (index or NeighbourIndex(cloud)).query_with_distances(queries, QUERY_FACTOR * k)  # [n_q, c] x2
     neigh = cloud[knn]  # [n_q, c, 3]
     if dtype is not None:
@@ -254,7 +255,8 @@ def local_pca(queries: torch.Tensor, cloud: torch.Tensor, k: int, index: Neighbo
     total = weights.sum(dim=1, keepdim=True)  # [n_q, 1, 1] > 0: the nearest point weighs 1
     mean = (weights * neigh).sum(dim=1, keepdim=True) / total  # [n_q, 1, 3]
     centred = (neigh - mean) * weights.sqrt()  # [n_q, c, 3]
-    return torch.linalg.eigh(centred.transpose(1, 2) @ centred / total)  # [n_q, 3], [n_q, 3, 3]
+    eigval, eigvec = torch.linalg.eigh(centred.transpose(1, 2) @ centred / total)  # [n_q, 3], [n_q, 3, 3]
+    return (eigval, eigvec, dist) if return_distances else (eigval, eigvec)
 
 
 # Sign decisions fade linearly to 0 within this band around their boundary (see ``soft_sign``).

@@ -60,12 +60,18 @@ def reference_indices(local: torch.Tensor, count: int = NUM_REFERENCE) -> torch.
     return order[picks]
 
 
-def pca_normals(queries: torch.Tensor, index, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unsigned PCA normals ``[n_q, 3]`` and surface variation ``[n_q]`` (smallest eigenvalue over
-    their sum: ~0 on a smooth patch, up to 1/3 at a corner) of the ``k`` nearest cloud points."""
-    eigval, eigvec = local_pca(queries, index.cloud, k, index, dtype=torch.float64)  # ascending
+SPACING_NEIGHBOURS = 4  # a point's local spacing: the mean distance to its 4 nearest other points
+
+
+def pca_normals(queries: torch.Tensor, index, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unsigned PCA normals ``[n_q, 3]``, surface variation ``[n_q]`` (smallest eigenvalue over
+    their sum: ~0 on a smooth patch, up to 1/3 at a corner) of the ``k`` nearest cloud points, and
+    the local point spacing ``[n_q]`` at each query (``queries`` are cloud points: the first
+    neighbour is the point itself, the next ``SPACING_NEIGHBOURS`` give the spacing)."""
+    eigval, eigvec, dist = local_pca(queries, index.cloud, k, index, dtype=torch.float64, return_distances=True)
     variation = eigval[:, 0] / eigval.sum(dim=1).clamp_min(1e-30)  # [n_q]
-    return eigvec[:, :, 0].numpy(), variation.numpy()
+    spacing = dist[:, 1:SPACING_NEIGHBOURS + 1].to(torch.float64).mean(dim=1)  # [n_q]
+    return eigvec[:, :, 0].numpy(), variation.numpy(), spacing.numpy()
 
 
 def edge_rules(points: np.ndarray, normals: np.ndarray, variation: np.ndarray, src: np.ndarray,
@@ -175,9 +181,10 @@ class SurfaceOrientation:
     ``orient`` signs any other normals by them. Build it with ``from_cloud`` (PCA normals,
     propagated) or ``from_normals`` (the caller's own outward normals)."""
 
-    def __init__(self, points: np.ndarray, normals: np.ndarray):
+    def __init__(self, points: np.ndarray, normals: np.ndarray, spacing: np.ndarray | None = None):
         self.points = points  # [S, 3]
         self.normals = normals  # [S, 3]
+        self.spacing = spacing  # [S] local point spacing of the cloud at each reference point (None: unknown)
         self._tree = None  # k-d tree over the points, built on the first ``orient``
 
     @classmethod
@@ -186,7 +193,7 @@ class SurfaceOrientation:
         """``local`` ``[N, 3]`` is the cloud in its normalised frame (centroid at the origin);
         ``index`` a ``NeighbourIndex`` over it for the PCA normals of the reference points."""
         picks = reference_indices(local, num_reference)  # [S]
-        nrm, variation = pca_normals(local[picks], index, normal_k)  # [S, 3], [S]
+        nrm, variation, spacing = pca_normals(local[picks], index, normal_k)  # [S, 3], [S], [S]
         points = local[picks].detach().cpu().double().numpy()  # [S, 3]
         radius = float(local.detach().double().norm(dim=1).max()) if len(local) else 1.0  # 1 in the scorer's frame
         hull_sign = convex_hull_signs(points, nrm, HULL_TOLERANCE * max(radius, 1e-12))  # [S], 0 off the hull
@@ -209,7 +216,7 @@ class SurfaceOrientation:
         # On the hull the hull decides outright: a thin wedge (a squat cone's rim) can join two
         # faces in one patch with the wrong relation, the hull never errs there.
         sign = np.where(hull_sign != 0, hull_sign, sign)
-        return cls(points, nrm * sign[:, None])
+        return cls(points, nrm * sign[:, None], spacing)
 
     @classmethod
     def from_normals(cls, local: torch.Tensor, normals: torch.Tensor,
@@ -218,7 +225,7 @@ class SurfaceOrientation:
         picks = reference_indices(local, num_reference)  # [S]
         return cls(local[picks].detach().cpu().double().numpy(), normals[picks].detach().cpu().double().numpy())
 
-    def _neighbours(self, queries: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    def neighbours(self, queries: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """Smooth ``QUERY_K``-neighbourhood weights ``[n_q, k]`` (float64) and the indices ``[n_q, k]`` of the
         reference points around each query ``[n_q, 3]``."""
         if self._tree is None:
@@ -231,7 +238,17 @@ class SurfaceOrientation:
         weights = neighbourhood_weights(torch.from_numpy(np.asarray(dist).reshape(shape)), QUERY_K)  # [n_q, k]
         return weights, np.asarray(nearest).reshape(shape)
 
-    def normals_at(self, queries: torch.Tensor) -> torch.Tensor:
+    def spacing_at(self, queries: torch.Tensor, neighbours=None) -> torch.Tensor:
+        """The cloud's local point spacing ``[n_q]`` (float64) around each query ``[n_q, 3]``: the weighted mean
+        of the spacing at the reference points around it (``neighbours``: a ``neighbours(queries)``
+        result to reuse). ``ValueError`` when this orientation was built without spacings."""
+        if self.spacing is None:
+            raise ValueError("this surface orientation holds no point spacing (built from given normals)")
+        weights, nearest = neighbours if neighbours is not None else self.neighbours(queries)  # [n_q, k] x2
+        ref = torch.from_numpy(self.spacing[nearest])  # [n_q, k]
+        return ((weights * ref).sum(dim=1) / weights.sum(dim=1)).to(queries.device)  # [n_q]
+
+    def normals_at(self, queries: torch.Tensor, neighbours=None) -> torch.Tensor:
         """Outward normals ``[n_q, 3]`` at ``queries`` ``[n_q, 3]`` (same frame as the reference points): the
         weighted mean of the oriented reference normals around each query (smooth ``QUERY_K``-neighbourhood).
 
@@ -241,7 +258,7 @@ class SurfaceOrientation:
         it costs a few microseconds per query. Returns the input's device and dtype."""
         if queries.shape[0] == 0:
             return torch.zeros_like(queries)
-        weights, nearest = self._neighbours(queries)  # [n_q, k] x2
+        weights, nearest = neighbours if neighbours is not None else self.neighbours(queries)  # [n_q, k] x2
         ref = torch.from_numpy(self.normals[nearest])  # [n_q, k, 3]
         mean = (weights[:, :, None] * ref).sum(dim=1) / weights.sum(dim=1, keepdim=True)  # [n_q, 3]
         return mean.to(device=queries.device, dtype=queries.dtype)
@@ -254,7 +271,7 @@ class SurfaceOrientation:
         Returns ``[n_q, 3]`` on the input's device and dtype."""
         if queries.shape[0] == 0:
             return normals
-        weights, nearest = self._neighbours(queries)  # [n_q, k] x2
+        weights, nearest = self.neighbours(queries)  # [n_q, k] x2
         ref = torch.from_numpy(self.normals[nearest])  # [n_q, k, 3]
         dots = (normals.detach().cpu().double()[:, None, :] * ref).sum(dim=2)  # [n_q, k]
         agree = (weights * dots).sum(dim=1) / weights.sum(dim=1)  # [n_q]

@@ -205,16 +205,22 @@ class GraspScorer:
         contacts touch the cloud (``grasp_equi.contacts``); the rest get a reason and no score."""
         flat = torch.as_tensor(grasps.flat, device=self.device)  # [C, 3] float64
         local64 = normalise_contacts(flat, encoded.cloud, torch.float64)  # [C, 3]
-        index = _index(encoded)
-        gap, spacing = surface_gaps(local64, index)  # [C], [C]
+        index, orientation = _index(encoded), encoded.cloud.orientation
+        # one query of the reference points serves the spacing and (reference source) the normals
+        around = orientation.neighbours(local64) if orientation is not None and orientation.spacing is not None \
+            else None
+        gap, spacing = surface_gaps(local64, index, orientation, around)  # [C], [C]
         reasons = off_surface_reasons(gap.cpu().numpy(), spacing.cpu().numpy(), grasps.counts,
                                       float(encoded.cloud.scale))
         judged = np.array([r is None for r in reasons], dtype=bool)  # [G]
         rows = torch.as_tensor(np.repeat(judged, grasps.counts), device=self.device)  # [C]
+        normals = None
+        if self.config.uses_contact_normals and self.config.contact_normal_source == "reference" and around is not None:
+            normals = orientation.normals_at(local64, around)[rows].to(torch.float32)  # [c, 3]
+        elif self.config.uses_contact_normals:
+            normals = contact_normals(local64[rows], index, self.config.normal_k, orientation,
+                                      self.config.contact_normal_source)  # [c, 3]
         local64 = local64[rows]  # [c, 3]
-        normals = (contact_normals(local64, index, self.config.normal_k, encoded.cloud.orientation,
-                                   self.config.contact_normal_source)
-                   if self.config.uses_contact_normals else None)  # [c, 3] or None
         return local64.to(torch.float32), normals, judged, reasons
 
     def _head(self, encoded: EncodedCloud, local: torch.Tensor, normals: torch.Tensor | None,

@@ -19,9 +19,21 @@ SCALING_GRASPS = (64, 500, 1_000, 2_000, 4_000)
 SLOPE_FROM = 500  # the slope is fitted over G >= this (below it the fixed per-cloud cost dominates)
 
 
+def _matmul_flops(*args, out_val=None, **kwargs) -> int:
+    """2 x multiply-adds of ``mm(a, b)`` / ``addmm(c, a, b)``; a sparse ``a`` counts its stored entries only."""
+    a, b = args[-2], args[-1]
+    if a.layout != torch.strided:  # sparse CSR/COO: one multiply-add per stored value and output column
+        return 2 * int(a._nnz()) * int(b.shape[-1])
+    return 2 * int(a.shape[0]) * int(a.shape[1]) * int(b.shape[-1])
+
+
+_matmul_flops._get_raw = True  # FlopCounterMode passes the tensors themselves (their layout), not shapes
+
+
 def head_flops_per_grasp(scorer, n_points: int = 20_000, n_grasps: int = 1_000, k: int = 2) -> float | None:
     """FLOPs per grasp of the graph + head stages (``torch.utils.flop_counter``: matrix products,
-    einsums and convolutions; element-wise work is not counted). None where torch lacks the counter."""
+    einsums and convolutions, a sparse product by its stored entries; element-wise work is not
+    counted). None where torch lacks the counter."""
     try:
         from torch.utils.flop_counter import FlopCounterMode
     except ImportError:
@@ -37,7 +49,8 @@ def head_flops_per_grasp(scorer, n_points: int = 20_000, n_grasps: int = 1_000, 
             p.requires_grad_(False)
         with torch.inference_mode(False):
             encoded = scorer.encode(work.points)
-            with FlopCounterMode(display=False) as counter:
+            mapping = {torch.ops.aten.mm: _matmul_flops, torch.ops.aten.addmm: _matmul_flops}
+            with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
                 scorer.score_encoded(encoded, work.contacts)
     finally:
         for p in params:
