@@ -67,6 +67,9 @@ class GraspScorer:
 
     >>> scorer = GraspScorer.from_checkpoint()          # shipped weights, device "auto"
     >>> p = scorer.score(points, contacts)               # (N,3), (G,K,3) -> (G,) in [0, 1]
+
+    On the CPU each call runs with ``threads`` torch threads (default ``DEFAULT_THREADS`` = 1;
+    None leaves torch's setting alone) and restores the caller's setting afterwards.
     """
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, device="auto", name: str = "untrained",
