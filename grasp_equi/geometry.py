@@ -231,10 +231,14 @@ def neighbourhood_weights(dist: torch.Tensor, k: int) -> torch.Tensor:
     equidistant points), and the swap depends on rounding, so on the pose. Here each candidate
     gets ``w(d / r)`` with ``r = min(KERNEL_REACH d_k, d_max)``: ``r`` is a continuous function of
     the cloud, every point closer than ``r`` is among the candidates whatever the tie-breaking,
-    and ``w`` falls smoothly from 1 (below ``KERNEL_FLAT``) to exactly 0 at ``r``.
+    and ``w`` falls smoothly from 1 (below ``KERNEL_FLAT``) to exactly 0 at ``r``. ``r`` is at
+    least ``d_0 / KERNEL_FLAT``, so the nearest candidate always weighs 1.
     """
     k = min(k, dist.shape[1])
-    reach = torch.minimum(KERNEL_REACH * dist[:, k - 1], dist[:, -1])[:, None]  # [n_q, 1]
+    reach = torch.minimum(KERNEL_REACH * dist[:, k - 1], dist[:, -1])  # [n_q]
+    # ...but never below the nearest candidate's distance / KERNEL_FLAT: it always weighs 1, so the weights
+    # never all vanish (a query equidistant from every candidate, e.g. on a cylinder's axis)
+    reach = torch.maximum(reach, dist[:, 0] / KERNEL_FLAT)[:, None]  # [n_q, 1]
     t = dist / reach.clamp_min(torch.finfo(dist.dtype).tiny)  # [n_q, n_c]
     u = ((t - KERNEL_FLAT) / (1.0 - KERNEL_FLAT)).clamp(0.0, 1.0)
     return (1.0 - u * u) ** 2

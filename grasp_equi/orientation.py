@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from grasp_equi.geometry import QUERY_FACTOR, SIGN_FLOOR, TIE_BIAS, local_pca, neighbourhood_weights, soft_sign
+from grasp_equi.geometry import QUERY_FACTOR, SIGN_FLOOR, local_pca, neighbourhood_weights, soft_sign
 
-VERSION = 4  # bump when the rule changes: prepared-cloud caches carry it
+VERSION = 5  # bump when the rule changes: prepared-cloud caches carry it
 NUM_REFERENCE = 1024  # reference points: spacing ~0.1 object radii on a sphere-sized surface
 GRAPH_K = 8  # neighbours per reference point in the propagation graph
 QUERY_K = 4  # reference normals that vote on the sign of each node / contact normal (smooth k-neighbourhood)
@@ -42,18 +42,30 @@ HULL_TOLERANCE = 0.02  # points this close (in object radii) to a supporting pla
 MIN_HULL_FACING = 0.5  # ... and anchor their sign when their normal is within 60 degrees of the facet's
 
 
+# Distances from the centroid closer than this (relative) are one rank, ordered by point index: far above
+# the rounding that separates exact ties in another pose (~6e-13 relative 100 m from the origin), far
+# below the gaps between distinct distances (a random pair of 20k points is this close with p ~ 1e-5).
+RANK_TIE = 1e-11
+
+
 def reference_indices(local: torch.Tensor, count: int = NUM_REFERENCE) -> torch.Tensor:
     """Indices ``[S]`` of an order-free, rotation-invariant subsample of ``local`` ``[N, 3]``.
 
     Points are ranked by their distance from the centroid (the origin of ``local``), an
     invariant, and every ``N / count``-th is kept: spread over the whole object, not clustered.
-    Distances tied up to rounding (a sphere's vertices, a grid's symmetric points) rank by
-    point index (``TIE_BIAS``), so the same array in any pose gives the
-    same picks.
+    Distances within ``RANK_TIE`` (relative) of the next smaller one form one rank, ordered by point
+    index: ties up to rounding (a sphere's vertices, a grid's symmetric points) give the same
+    picks in any pose, and distinct distances keep their order whatever the order of the points.
     """
     n = local.shape[0]
     radius = local.double().norm(dim=1)  # [N]
-    order = torch.argsort(radius * (1.0 + TIE_BIAS * torch.arange(n, dtype=torch.float64)), stable=True)  # [N]
+    by_radius = torch.argsort(radius, stable=True)  # [N]
+    ranked = radius[by_radius]  # [N] ascending
+    step_up = torch.ones(n, dtype=torch.long)
+    step_up[1:] = (ranked[1:] - ranked[:-1] > RANK_TIE * ranked[1:]).long()  # a new rank starts here
+    rank = torch.empty(n, dtype=torch.long)
+    rank[by_radius] = torch.cumsum(step_up, 0)  # [N] rank of each point's distance
+    order = torch.argsort(rank * n + torch.arange(n))  # rank first, then the point index
     if n <= count:
         return order
     picks = torch.floor(torch.arange(count, dtype=torch.float64) * (n / count)).long()  # [S]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from grasp_equi.checkpoint import CheckpointError, load_weights, read_header
-from grasp_equi.contacts import off_surface_reasons, surface_gaps
+from grasp_equi.contacts import off_surface_reasons, reference_spacing, surface_gaps
 from grasp_equi.geometry import NeighbourIndex
 from grasp_equi.limits import Limits
 from grasp_equi.graph import (PreparedCloud, as_grasp_list, collate, collate_grasps, contact_normals,
@@ -31,7 +32,10 @@ DEFAULT_THREADS = 1
 @contextmanager
 def cpu_threads(threads: int | None):
     """Run the block with ``threads`` torch CPU threads (None: unchanged), restoring the previous setting.
-    ``torch.set_num_threads`` is process-wide: other threads that run torch at the same time see it too."""
+
+    ``torch.set_num_threads`` is process-wide for reading and per Python thread for OpenMP: calls
+    that overlap in several Python threads may leave one of those threads at ``threads`` after
+    its call (scores are not affected)."""
     before = torch.get_num_threads()
     if threads is None or threads == before:
         yield
@@ -77,9 +81,10 @@ class GraspScorer:
                  threads: int | None = DEFAULT_THREADS):
         self.device = resolve_device(device)
         # torch CPU threads while scoring (None: leave torch's setting alone). See DEFAULT_THREADS.
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
+                                    or threads < 1):
             raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
-        self.threads = threads
+        self.threads = None if threads is None else int(threads)
         self.limits = limits or Limits()  # input sizes and plausible object radii (grasp_equi.limits)
         self.model = model.to(self.device).eval()
         self.config = config
@@ -209,6 +214,8 @@ class GraspScorer:
         flat = torch.as_tensor(grasps.flat, device=self.device)  # [C, 3] float64
         local64 = normalise_contacts(flat, encoded.cloud, torch.float64)  # [C, 3]
         index, orientation = _index(encoded), encoded.cloud.orientation
+        if orientation is not None and orientation.spacing is None:  # built from given normals: no PCA query
+            orientation.spacing = reference_spacing(orientation.points, index)
         # one query of the reference points serves the spacing and (reference source) the normals
         around = orientation.neighbours(local64) if orientation is not None and orientation.spacing is not None \
             else None

@@ -104,3 +104,12 @@ def test_scores_do_not_depend_on_the_thread_count(rng):
     one = GraspScorer.untrained(seed=2, device="cpu", threads=1, **SMALL_MODEL).score(points, grasps)
     two = GraspScorer.untrained(seed=2, device="cpu", threads=2, **SMALL_MODEL).score(points, grasps)
     np.testing.assert_allclose(one, two, atol=1e-6)
+
+
+def test_threads_accept_numpy_integers():
+    assert GraspScorer.untrained(seed=0, device="cpu", threads=np.int64(2), **SMALL_MODEL).threads == 2
+
+
+def test_studies_refuse_options_they_would_ignore(capsys):
+    assert main(["bench", "--scaling", "--precision", "bf16"]) == 1
+    assert "drop --compile, --precision" in capsys.readouterr().err

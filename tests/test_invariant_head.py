@@ -159,3 +159,54 @@ def test_reference_contact_normals_point_out_of_an_ellipsoid(rng):
     assert float(cosine.min()) > 0.9 and float(normals.norm(dim=1).min()) > 0.9  # outward, nearly unit length
     scores = scorer.score(points, random_grasps(points, 30, 2, rng))
     assert np.isfinite(scores).all()
+
+
+def _reference_scorer(seed: int = 0):
+    from grasp_equi import GraspScorer
+    from grasp_equi.train import SHIPPED_MODEL
+
+    return GraspScorer.untrained(seed=seed, device="cpu", **SHIPPED_MODEL)
+
+
+def test_contact_equidistant_from_its_reference_points_gets_a_reason():
+    """Regression: on a cylinder's axis every reference point is equally far; the kernel weights all
+    vanished (0/0 spacing and normal) and the grasp scored NaN without a reason."""
+    from grasp_equi.adversarial import cylinder_vertices
+    from grasp_equi.contacts import surface_limits
+
+    cylinder = cylinder_vertices()  # r = 3 cm, h = 10 cm
+    contacts = np.array([[[0.0, 0.0, 0.05 / 11], [0.03, 0.0, 0.05 / 11]]])  # the first on the axis, 3 cm inside
+    scores, reasons = _reference_scorer().score(cylinder, contacts, return_reasons=True)
+    assert np.isnan(scores[0]) and reasons[0].startswith("off_surface")
+    gap, limit = surface_limits(cylinder, contacts[0])
+    assert np.isfinite(limit).all() and gap[0] > limit[0]
+
+
+def test_point_order_changes_nothing_on_a_cloud_without_ties():
+    """Regression: reference points were ranked with an index bias of up to 2e-6 relative at 20k points, so two
+    points of nearly equal distance from the centroid (3e-10 apart in this cloud) swapped with the point order and
+    moved the reference contact normals and spacings (score changes up to 3e-4)."""
+    rng = np.random.default_rng(4)
+    d = rng.normal(size=(20000, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    cloud = d * [0.05, 0.03, 0.02] * (1 + rng.normal(scale=0.002, size=(20000, 1)))  # noisy: no exact ties
+    contacts = cloud[rng.integers(0, 20000, (300, 2))]
+    perm = rng.permutation(20000)
+    scorer = _reference_scorer()
+    np.testing.assert_array_equal(scorer.score(cloud, contacts), scorer.score(cloud[perm], contacts))
+
+
+def test_given_normals_use_the_same_surface_check(rng):
+    """With the caller's normals the local spacing still comes from the reference points, as in surface_limits."""
+    from grasp_equi.contacts import surface_limits
+
+    points, normals = ellipsoid_cloud(2000, rng=rng)
+    depth = rng.uniform(0.0, 0.01, size=(300, 1))
+    inside = points[rng.integers(0, 2000, 300)] * (1 - depth / 0.05)  # up to ~1 cm inside
+    contacts = np.stack([inside, points[rng.integers(0, 2000, 300)]], axis=1)  # [300, 2, 3]
+    gap, limit = surface_limits(points, contacts[:, 0])
+    expected_nan = gap > limit
+    assert 0 < expected_nan.sum() < 300  # both verdicts occur
+    for given in (None, normals):
+        scores = _reference_scorer().score(points, contacts, normals=given)
+        np.testing.assert_array_equal(np.isnan(scores), expected_nan)

@@ -168,7 +168,8 @@ def _run_cpu_studies(args) -> int:
         if args.contention:
             from grasp_equi.bench.contention import contention_table, measure_contention
 
-            contention = measure_contention(lambda threads: _scorer(args.weights, "cpu", args.model_config, threads))
+            contention = measure_contention(lambda threads: _scorer(args.weights, "cpu", args.model_config, threads),
+                                            (args.n_points or [20_000])[0], (args.n_grasps or [64])[0])
             print(contention_table(contention))
             records += contention
     if args.json:
@@ -215,6 +216,9 @@ def run(args) -> int:
     if args.compare is not None and not args.scaling:
         raise ValueError("--compare goes with --scaling")
     if args.scaling or args.contention:
+        if args.compile or args.precision != "fp32" or args.device == "cuda" or args.ros or args.propose:
+            raise ValueError("--scaling/--contention time the fp32 API on the CPU; drop --compile, --precision, "
+                             "--device cuda, --ros and --propose")
         return _run_cpu_studies(args)
     from grasp_equi.bench.cli_help import help_line, help_seconds
 

@@ -28,6 +28,13 @@ while True:
 """
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def start_competitor() -> subprocess.Popen:
     """A CPU-bound process on the machine's last core (``sched_setaffinity`` where the OS has it)."""
     core = (os.cpu_count() or 1) - 1
@@ -65,6 +72,7 @@ def measure_contention(make_scorer, n_points: int = 20_000, n_grasps: int = 64, 
         scorer = make_scorer(threads)
         scorer.score(work.points, work.contacts)  # warm-up
         quiet, quiet_n = _median_call_ms(scorer, work, repeats, budget_s)
+        load = _load_average()
         competitor = start_competitor()
         try:
             time.sleep(0.3)  # let it take its core
@@ -75,7 +83,11 @@ def measure_contention(make_scorer, n_points: int = 20_000, n_grasps: int = 64, 
             competitor.wait()
         records.append({"mode": "contention", "setting": label, "threads": threads, "cores": cores,
                         "n_points": n_points, "n_grasps": n_grasps, "quiet_ms_median": quiet,
-                        "busy_ms_median": busy, "slowdown": busy / quiet, "repeats": [quiet_n, busy_n]})
+                        "busy_ms_median": busy, "slowdown": busy / quiet, "repeats": [quiet_n, busy_n],
+                        "load_avg_before": load})
+    if records and records[0]["load_avg_before"] is not None and records[0]["load_avg_before"] > 0.5:
+        print(f"bench --contention: the machine was not quiet (load average {records[0]['load_avg_before']:.1f} "
+              "before the competitor started): the 'quiet' times include other work", file=sys.stderr)
     return records
 
 

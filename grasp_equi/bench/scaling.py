@@ -4,7 +4,8 @@ A user who scores thousands of sampled candidates per object cares about the mar
 a grasp, not the cost of one call. This times ``GraspScorer.score`` on one cloud (N = 20k by
 default) for a range of G, for the model under test and, with ``--compare PATH``, a second
 checkpoint in the same run (interleaved per G, so both see the same machine). It reports the
-marginal cost (least-squares slope of the median time over G >= 500, ms per 1,000 grasps),
+marginal cost (least-squares slope of the median time over G >= 500, ms per 1,000 grasps; only
+when those G span at least a factor 2),
 grasps/s per G, the per-stage split and the head's FLOPs per grasp.
 """
 
@@ -86,8 +87,10 @@ def measure_scaling(scorers: dict[str, object], n_points: int = 20_000, grasps=S
                             "grasps_per_s": 1e3 * n_grasps / total, "threads": scorer.threads})
     for label, scorer in scorers.items():
         mine = [r for r in records if r["model"] == label and r["n_grasps"] >= SLOPE_FROM]
-        slope = (float(np.polyfit([r["n_grasps"] for r in mine], [r["total_ms_median"] for r in mine], 1)[0])
-                 if len(mine) >= 2 else None)
+        counts = [r["n_grasps"] for r in mine]
+        # a slope needs G values far enough apart that timing noise cannot dominate it (max >= 2 x min)
+        slope = (float(np.polyfit(counts, [r["total_ms_median"] for r in mine], 1)[0])
+                 if len(mine) >= 2 and max(counts) >= 2 * min(counts) else None)
         records.append({"mode": "scaling_summary", "model": label, "device": scorer.device.type,
                         "n_points": n_points, "k": k, "ms_per_1000_grasps": None if slope is None else 1e3 * slope,
                         "head_flops_per_grasp": head_flops_per_grasp(scorer, n_points, 1_000, k)})

@@ -118,7 +118,8 @@ class ModelConfig:
     # "surface" (propagated over the surface, grasp_equi.orientation). Older checkpoints: "centroid".
     normal_orientation: str = "centroid"
     # The grasp head: "invariant" (invariants of each contact's equivariant features, small MLPs per
-    # grasp: ~10x cheaper per grasp) or "convolution" (tensor-product layers per grasp; older checkpoints).
+    # grasp: ~5x cheaper per grasp; its MLP width is readout_hidden) or "convolution" (tensor-product
+    # layers per grasp; older checkpoints; the only user of pair_layers and pair_range).
     head: str = "invariant"
     # Where contact normals come from: "pca" (PCA of the normal_k cloud points around the contact) or
     # "reference" (the weighted mean of the oriented normals at the nearest reference points of the
