@@ -27,6 +27,8 @@ SUBCOMMANDS = {
     "bench": ("grasp_equi.bench", "latency/memory benchmark of the scoring pipeline"),
     "validate-physics": ("grasp_equi.physics.validate_cmd",
                          "check stability labels and predictions against MuJoCo close/lift/shake trials"),
+    "label-physics": ("grasp_equi.physics.label_cmd",
+                      "P(held) per two-contact grasp of a generated dataset from randomised MuJoCo trials"),
 }
 DEBUG_ENV = "GRASP_EQUI_DEBUG"  # set to 1 to see the traceback of an unexpected error
 

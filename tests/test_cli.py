@@ -158,6 +158,7 @@ def _failures(f: Path) -> list[tuple[list[str], str]]:
         (["validate-physics", "--families", "teapot"], "--families"),
         (["validate-physics", "--meshes", str(f / "nowhere")], "--meshes"),
         (["validate-physics", "--weights", str(f / "nope.safetensors")], "nope.safetensors"),
+        (["label-physics", "--data", str(f / "nowhere")], "--data"),
     ]
 
 

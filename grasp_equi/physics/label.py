@@ -1,0 +1,204 @@
+"""P(held) for a generated dataset's two-contact grasps, from randomised MuJoCo close/lift/shake trials.
+
+For every object of a dataset made by ``grasp-equi generate`` from the procedural families, the
+mesh is rebuilt from the manifest's seed (the generator's own ``make_object`` call), and each
+K = 2 grasp runs ``trials`` times (``trial.GraspSimulator``), each trial under its own draw of:
+friction mu ~ U(0.3, 1.0), object density x U(0.5, 2.0), grip force ~ U(20, 60) N per finger,
+and contact noise (each contact moved by N(0, 1 mm) per axis). One draw of the physical
+parameters per (object, trial index) is compiled once and runs all of that object's grasps.
+P(held) = held / executed trials; NaN where no trial could be executed (the open gripper
+collides, the grasp is too wide, a finger lands elsewhere) and for K != 2 (no hand for those yet).
+
+Output: ``DATA/physics/shard_XXXXX.npz`` per shard (``p_held`` [G] float32, ``executed`` and
+``held`` [G] int8 counts), written atomically, so a stopped run resumes at the next unfinished
+shard; ``DATA/physics/summary.json`` holds the settings and the throughput. Deterministic for a
+seed whatever the number of workers (one random stream per shard and object).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+LABEL_VERSION = 1
+MU_RANGE = (0.3, 1.0)
+DENSITY_SCALE = (0.5, 2.0)
+GRIP_FORCE_RANGE = (20.0, 60.0)  # N per finger
+CONTACT_NOISE = 0.001  # m, per axis
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    trials: int = 4
+    seed: int = 0
+
+    def key(self) -> dict:
+        return {"version": LABEL_VERSION, "trials": self.trials, "seed": self.seed, "mu": MU_RANGE,
+                "density_scale": DENSITY_SCALE, "grip_force": GRIP_FORCE_RANGE, "contact_noise": CONTACT_NOISE}
+
+
+def output_dir(data: Path) -> Path:
+    return Path(data) / "physics"
+
+
+def _object_index(object_id: str) -> int:
+    """The generator's object index from an id like ``box-000123``."""
+    try:
+        return int(str(object_id).rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"object id {object_id!r} is not a procedural object (family-index)") from None
+
+
+def rebuild_object(family: str, object_id: str, dataset_seed: int):
+    """The mesh object the generator made for ``object_id`` (its first random draws, same seed)."""
+    from grasp_equi.data.objects import make_object
+
+    index = _object_index(object_id)
+    return make_object(family, np.random.default_rng([dataset_seed, index]), name=f"{family}-{index:06d}")
+
+
+def _variant(rng: np.random.Generator, base_mass: float):
+    """One trial's physical parameters: ``(JawSpec, mass)``."""
+    from .jaw import JawSpec
+
+    spec = replace(JawSpec(), mu=float(rng.uniform(*MU_RANGE)), grip_force=float(rng.uniform(*GRIP_FORCE_RANGE)))
+    return spec, base_mass * float(rng.uniform(*DENSITY_SCALE))
+
+
+def label_object(mesh, mass: float, contacts: np.ndarray, settings: LabelSettings,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(executed [G], held [G])`` trial counts for ``contacts`` ``[G, 2, 3]`` (mesh frame) on one object."""
+    from .pieces import convex_pieces
+    from .trial import GraspSimulator
+
+    pieces = convex_pieces(mesh)  # decomposed once, shared by every variant
+    executed = np.zeros(len(contacts), dtype=np.int8)
+    held = np.zeros(len(contacts), dtype=np.int8)
+    for _ in range(settings.trials):
+        spec, variant_mass = _variant(rng, mass)
+        sim = GraspSimulator(mesh, variant_mass, spec, pieces=pieces)
+        noise = rng.normal(scale=CONTACT_NOISE, size=contacts.shape)  # [G, 2, 3]
+        for g, pair in enumerate(contacts + noise):
+            result = sim.trial(pair)
+            if result.held is not None:
+                executed[g] += 1
+                held[g] += int(result.held)
+    return executed, held
+
+
+def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettings) -> dict:
+    """Label one shard's K = 2 grasps and write ``out`` atomically; returns counts and timings."""
+    from grasp_equi.data.shards import read_shard
+    from grasp_equi.physics.validate import FALLBACK_DENSITY
+
+    start_cpu, start = time.process_time(), time.perf_counter()
+    data = read_shard(shard)
+    num_grasps = len(data["grasp_cloud"])
+    executed = np.zeros(num_grasps, dtype=np.int8)
+    held = np.zeros(num_grasps, dtype=np.int8)
+    grasp_object = data["cloud_object"][data["grasp_cloud"]]  # [G]
+    two = data["num_contacts"] == 2  # [G]
+    shard_index = int(data["meta"]["shard"])  # the generator's shard number: one random stream per shard
+    trials = 0
+    for o, (object_id, family) in enumerate(zip(data["object_id"], data["object_family"])):
+        rows = np.flatnonzero((grasp_object == o) & two)  # [g]
+        if len(rows) == 0:
+            continue
+        obj = rebuild_object(str(family), str(object_id), dataset_seed)
+        mass = float(obj.mass) if obj.mass > 0 else float(FALLBACK_DENSITY * obj.mesh.convex_hull.volume)
+        starts = data["grasp_offsets"][rows]  # [g]
+        contacts = np.stack([data["contacts"][s:s + 2] for s in starts]).astype(np.float64)  # [g, 2, 3]
+        rng = np.random.default_rng([settings.seed, shard_index, o])
+        executed[rows], held[rows] = label_object(obj.mesh, mass, contacts, settings, rng)
+        trials += len(rows) * settings.trials
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_held = np.where(executed > 0, held / np.maximum(executed, 1), np.nan).astype(np.float32)
+    p_held[~two] = np.nan
+    tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, p_held=p_held, executed=executed, held=held, meta=np.array(json.dumps(settings.key())))
+    os.replace(tmp, out)
+    return {"shard": shard.name, "grasps": int(two.sum()), "trials": trials,
+            "cpu_s": time.process_time() - start_cpu, "wall_s": time.perf_counter() - start}
+
+
+def _done(out: Path, settings: LabelSettings) -> bool:
+    """``out`` exists and was written with the same settings (so it can be kept)."""
+    try:
+        with np.load(out) as f:
+            return json.loads(str(f["meta"])) == json.loads(json.dumps(settings.key()))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def stale_shards(data: Path, settings: LabelSettings) -> list[str]:
+    """Names of shards already labelled with other settings (``--force`` replaces them)."""
+    out_dir = output_dir(data)
+    if not out_dir.is_dir():
+        return []
+    return sorted(p.name for p in out_dir.glob("shard_*.npz") if not _done(p, settings))
+
+
+def _job(args) -> dict:
+    return label_shard(*args)
+
+
+def label_dataset(data: Path, settings: LabelSettings, workers: int = 1, max_shards: int | None = None,
+                  progress: bool = True) -> dict:
+    """Label every unfinished shard of ``data`` (see the module docstring); returns the summary."""
+    from tqdm import tqdm
+
+    from grasp_equi.data.shards import SHARD_NAME, load_manifest
+
+    manifest = load_manifest(data)
+    arguments = manifest.get("arguments", "")
+    if "'meshes': None" not in str(arguments) and "\"meshes\": null" not in str(arguments):
+        raise ValueError(f"{data}: made from mesh files; label-physics rebuilds procedural objects only")
+    out_dir = output_dir(data)
+    out_dir.mkdir(exist_ok=True)
+    shards = sorted(p for p in Path(data).iterdir() if SHARD_NAME.fullmatch(p.name))[:max_shards]
+    todo = [s for s in shards if not _done(out_dir / s.name, settings)]
+    jobs = [(s, out_dir / s.name, int(manifest["seed"]), settings) for s in todo]
+    rows, start = [], time.perf_counter()
+    bar = tqdm(total=len(jobs), desc="physics labels", unit="shard", disable=not progress)
+    if workers == 1:
+        results = map(_job, jobs)
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_job, jobs)
+    try:
+        for row in results:
+            rows.append(row)
+            cpu_min = sum(r["cpu_s"] for r in rows) / 60
+            bar.set_postfix(trials=sum(r["trials"] for r in rows),
+                            per_cpu_min=f"{sum(r['trials'] for r in rows) / max(cpu_min, 1e-9):.0f}")
+            bar.update(1)
+    finally:
+        bar.close()
+        if workers != 1:
+            pool.shutdown()
+    summary = {"settings": settings.key(), "shards": len(shards), "labelled_now": len(rows),
+               "kept": len(shards) - len(todo), "trials_now": sum(r["trials"] for r in rows),
+               "cpu_minutes_now": sum(r["cpu_s"] for r in rows) / 60, "wall_s_now": time.perf_counter() - start,
+               "workers": workers}
+    summary["trials_per_cpu_minute"] = summary["trials_now"] / max(summary["cpu_minutes_now"], 1e-9) if rows else None
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def load_p_held(data: Path, shard_name: str) -> np.ndarray | None:
+    """``p_held`` [G] of one shard, or None when it is not labelled."""
+    path = output_dir(data) / shard_name
+    if not path.is_file():
+        return None
+    with np.load(path) as f:
+        return f["p_held"]
+
+
+__all__ = ["LabelSettings", "label_dataset", "label_shard", "load_p_held", "rebuild_object"]
