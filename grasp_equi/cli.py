@@ -27,6 +27,8 @@ SUBCOMMANDS = {
     "bench": ("grasp_equi.bench", "latency/memory benchmark of the scoring pipeline"),
     "validate-physics": ("grasp_equi.physics.validate_cmd",
                          "check stability labels and predictions against MuJoCo close/lift/shake trials"),
+    "fit-ensemble": ("grasp_equi.training.ensemble_cmd",
+                     "add a last-layer ensemble to trained weights: an invariant spread sigma per grasp"),
     "label-physics": ("grasp_equi.physics.label_cmd",
                       "P(held) per two-contact grasp of a generated dataset from randomised MuJoCo trials"),
 }

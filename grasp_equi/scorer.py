@@ -174,21 +174,26 @@ class GraspScorer:
         return EncodedCloud(cloud, node_feats, pts_t)
 
     @torch.no_grad()
-    def score_encoded(self, encoded: EncodedCloud, contacts, return_reasons: bool = False):
+    def score_encoded(self, encoded: EncodedCloud, contacts, return_reasons: bool = False, return_std: bool = False):
         """P(stable) ``(G,)`` for each grasp on an already-encoded cloud (see ``score``)."""
+        if return_std and getattr(self.model, "ensemble", None) is None:
+            raise ValueError(f"{self.name} has no ensemble, so no spread: fit one with `grasp-equi fit-ensemble`")
         grasps = _validated_grasps(contacts, self.limits)
         scores = np.full(len(grasps.counts), np.nan, dtype=np.float32)  # [G]
+        spread = np.full(len(grasps.counts), np.nan, dtype=np.float32)  # [G]
         reasons: list[str | None] = [None] * len(grasps.counts)
         if len(grasps.counts):
             with cpu_threads(self.threads if self.device.type == "cpu" else None), self._stage("graph"):
                 local, normals, judged, reasons = self._prepare_contacts(encoded, grasps)
             with cpu_threads(self.threads if self.device.type == "cpu" else None), self._stage("head"):
                 if judged.any():
-                    scores[judged] = self._head(encoded, local, normals, grasps.counts[judged])
+                    scores[judged], spread[judged] = self._head(encoded, local, normals, grasps.counts[judged])
         self.reasons = reasons
-        return (scores, reasons) if return_reasons else scores
+        out = (scores, spread) if return_std else (scores,)
+        out += (reasons,) if return_reasons else ()
+        return out if len(out) > 1 else scores
 
-    def score(self, points, contacts, normals=None, return_reasons: bool = False):
+    def score(self, points, contacts, normals=None, return_reasons: bool = False, return_std: bool = False):
         """P(stable) ``(G,)`` float32 for ``contacts`` ``(G, K, 3)`` (or a list of ``(K_i, 3)``, metres)
         on ``points`` ``(N, 3)``; ``normals`` ``(N, 3)`` outward, estimated when None.
 
@@ -199,6 +204,11 @@ class GraspScorer:
         judged grasps). Raises ``ValueError`` for malformed input (shapes, NaN/inf, K < 2, an
         empty or single-point cloud).
 
+        A checkpoint with a last-layer ensemble (``ModelConfig.ensemble_members``) scores with the
+        mean of its members' probabilities; ``return_std=True`` also returns their spread σ ``(G,)``
+        (``(scores, std)``, or ``(scores, std, reasons)``), invariant like the scores. ``ValueError``
+        for ``return_std`` without an ensemble.
+
         Invariance: the same arrays moved rigidly (rotation, reflection, translation) score the
         same to float32 rounding, for any cloud, including grids, symmetric meshes and repeated
         points (see ``prepare_cloud``). Reordering the points changes nothing for clouds without
@@ -206,7 +216,7 @@ class GraspScorer:
         """
         self.timings = {}
         grasps = _validated_grasps(contacts, self.limits)  # bad grasps fail before the cloud is encoded
-        return self.score_encoded(self.encode(points, normals), grasps, return_reasons)
+        return self.score_encoded(self.encode(points, normals), grasps, return_reasons, return_std)
 
     def _prepare_contacts(self, encoded: EncodedCloud, grasps: "_Grasps"):
         """``(local [c, 3] float32, normals [c, 3] | None, judged [G] bool, reasons)`` for the grasps whose
@@ -234,18 +244,25 @@ class GraspScorer:
         return local64.to(torch.float32), normals, judged, reasons
 
     def _head(self, encoded: EncodedCloud, local: torch.Tensor, normals: torch.Tensor | None,
-              counts: np.ndarray) -> np.ndarray:
-        """Sigmoid of the grasp head ``[g]`` for contacts ``local`` ``[c, 3]`` (grasps of ``counts``), in chunks."""
+              counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(P [g], spread [g])`` for contacts ``local`` ``[c, 3]`` (grasps of ``counts``), in chunks: the
+        readout's sigmoid and NaN, or with an ensemble its members' mean and standard deviation."""
         counts_t = torch.as_tensor(counts, device=self.device)  # [g]
         offsets = np.concatenate([[0], np.cumsum(counts)])  # [g + 1]
-        logits = []
+        ensemble = getattr(self.model, "ensemble", None)
+        probs = []
         for lo in range(0, len(counts), self.grasp_chunk):
             hi = min(lo + self.grasp_chunk, len(counts))
             rows = slice(offsets[lo], offsets[hi])
             batch = collate_grasps(encoded.cloud, local[rows], counts_t[lo:hi],
                                    None if normals is None else normals[rows])
-            logits.append(self.model.score_grasps(batch, encoded.node_feats))
-        return torch.sigmoid(torch.cat(logits)).float().cpu().numpy()
+            if ensemble is None:
+                probs.append(torch.sigmoid(self.model.score_grasps(batch, encoded.node_feats))[None])  # [1, g_chunk]
+            else:
+                probs.append(torch.sigmoid(self.model.ensemble_logits(batch, encoded.node_feats)))  # [M, g_chunk]
+        p = torch.cat(probs, dim=1).double()  # [M, g]
+        spread = p.std(dim=0, unbiased=False) if ensemble is not None else torch.full_like(p[0], float("nan"))
+        return p.mean(dim=0).float().cpu().numpy(), spread.float().cpu().numpy()
 
 
 @dataclass

@@ -159,6 +159,8 @@ def _failures(f: Path) -> list[tuple[list[str], str]]:
         (["validate-physics", "--meshes", str(f / "nowhere")], "--meshes"),
         (["validate-physics", "--weights", str(f / "nope.safetensors")], "nope.safetensors"),
         (["label-physics", "--data", str(f / "nowhere")], "--data"),
+        (["fit-ensemble", "--weights", str(f / "nope.safetensors"), "--data", str(f), "--out", str(f / "o")],
+         "nope.safetensors"),
     ]
 
 

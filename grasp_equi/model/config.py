@@ -32,6 +32,7 @@ RANGES: dict[str, tuple[type, float, float]] = {
     "avg_neighbors": (float, 1e-3, 1e4),
     "readout_hidden": (int, 1, 4096),
     "baseline_width": (int, 1, 4096),
+    "ensemble_members": (int, 0, 64),
     "max_contact_distance": (float, 1e-3, 100.0),
 }
 MAX_IRREPS_CHANNELS = 1024  # sum of multiplicities in irreps_hidden
@@ -126,6 +127,9 @@ class ModelConfig:
     # surface orientation: no k-NN search in the full cloud per contact, and the same patch size
     # whatever the cloud's density; needs normal_orientation "surface"). Older checkpoints: "pca".
     contact_normal_source: str = "pca"
+    # Readouts of a last-layer ensemble on the head's pooled grasp features (0: none); with members,
+    # GraspScorer.score(..., return_std=True) gives their mean and spread (grasp_equi.model.ensemble).
+    ensemble_members: int = 0
     # read from older checkpoints and validated, no longer used for scoring: whether a contact touches
     # the cloud is decided in local point spacings (grasp_equi.contacts)
     max_contact_distance: float = 1.0

@@ -87,6 +87,13 @@ class GraspHead(torch.nn.Module):
     def forward(self, node_feats, node_pos, node_ptr, contact_pos, contact_grasp, grasp_cloud, num_contacts,
                 contact_normal=None):
         """Inputs as in ``grasp_equi.keys``; returns logits ``[G]``."""
+        pooled = self.pool(node_feats, node_pos, node_ptr, contact_pos, contact_grasp, grasp_cloud, num_contacts,
+                           contact_normal)  # [G, n_scalars]
+        return self.readout(self.norm(pooled)).squeeze(1) + self.bias  # [G]
+
+    def pool(self, node_feats, node_pos, node_ptr, contact_pos, contact_grasp, grasp_cloud, num_contacts,
+             contact_normal=None):
+        """The invariant description ``[G, n_scalars]`` of each grasp that the readout maps to its logit."""
         contact_cloud = grasp_cloud[contact_grasp]  # [C]
         obj_index = contact_object_graph(contact_pos, contact_cloud, node_pos, node_ptr, self.radius)  # [2, E_oc]
         obj = _Edges(obj_index, contact_pos[obj_index[1]] - node_pos[obj_index[0]], self.irreps_sh,
@@ -110,5 +117,4 @@ class GraspHead(torch.nn.Module):
         scalars = x[:, self.scalar_slice]  # [C, n_scalars], invariant
         pooled = torch.zeros(num_contacts.shape[0], scalars.shape[1], dtype=x.dtype, device=x.device)
         pooled.index_add_(0, contact_grasp, scalars)
-        pooled = pooled / num_contacts[:, None].to(x.dtype)  # [G, n_scalars], mean over contacts
-        return self.readout(self.norm(pooled)).squeeze(1) + self.bias  # [G]
+        return pooled / num_contacts[:, None].to(x.dtype)  # [G, n_scalars], mean over contacts

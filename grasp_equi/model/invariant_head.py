@@ -216,6 +216,13 @@ class InvariantGraspHead(torch.nn.Module):
     def forward(self, node_feats, node_pos, node_ptr, contact_pos, contact_grasp, grasp_cloud, num_contacts,
                 contact_normal=None):
         """Inputs as in ``grasp_equi.keys``; returns logits ``[G]``."""
+        pooled = self.pool(node_feats, node_pos, node_ptr, contact_pos, contact_grasp, grasp_cloud, num_contacts,
+                           contact_normal)  # [G, 2 hidden]
+        return self.readout(self.norm(pooled)).squeeze(1)  # [G]
+
+    def pool(self, node_feats, node_pos, node_ptr, contact_pos, contact_grasp, grasp_cloud, num_contacts,
+             contact_normal=None):
+        """The invariant description ``[G, 2 hidden]`` of each grasp that the readout maps to its logit."""
         if self.contact_normals:
             if contact_normal is None:
                 raise ValueError("this model needs contact normals (batch key 'contact_normal')")
@@ -238,5 +245,4 @@ class InvariantGraspHead(torch.nn.Module):
         pooled_pairs.index_add_(0, contact_grasp[pair_index[0]], pairs)  # [G, hidden]
         pooled_contacts = torch.zeros(num_grasps, embed.shape[1], dtype=embed.dtype, device=embed.device)
         pooled_contacts.index_add_(0, contact_grasp, embed)  # [G, hidden]
-        pooled = torch.cat([pooled_contacts / k, pooled_pairs / (k * (k - 1))], dim=1)  # [G, 2 hidden], means
-        return self.readout(self.norm(pooled)).squeeze(1)  # [G]
+        return torch.cat([pooled_contacts / k, pooled_pairs / (k * (k - 1))], dim=1)  # [G, 2 hidden], means

@@ -8,6 +8,7 @@ from e3nn import o3
 from grasp_equi import keys
 from grasp_equi.model.config import ModelConfig
 from grasp_equi.model.encoder import ObjectEncoder
+from grasp_equi.model.ensemble import ReadoutEnsemble
 from grasp_equi.model.head import GraspHead
 from grasp_equi.model.invariant_head import InvariantGraspHead
 
@@ -31,6 +32,10 @@ class GraspStabilityNet(torch.nn.Module):
                                   config.num_radial, config.radial_hidden, config.avg_neighbors,
                                   config.readout_hidden, config.contact_normals, config.contact_normal_sign)
 
+        # a last-layer ensemble on the pooled grasp features (None without members)
+        self.ensemble = (ReadoutEnsemble(self.head.norm.normalized_shape[0], config.readout_hidden,
+                                         config.ensemble_members) if config.ensemble_members else None)
+
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR],
                             batch.get(keys.NODE_AXIS))  # [M, hidden]
@@ -39,6 +44,18 @@ class GraspStabilityNet(torch.nn.Module):
         return self.head(node_feats, batch[keys.NODE_POS], batch[keys.NODE_PTR], batch[keys.CONTACT_POS],
                          batch[keys.CONTACT_GRASP], batch[keys.GRASP_CLOUD], batch[keys.GRASP_NUM_CONTACTS],
                          batch.get(keys.CONTACT_NORMAL))  # [G]
+
+    def pooled(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
+        """The head's invariant grasp description ``[G, pooled_dim]`` (what the readouts see)."""
+        return self.head.pool(node_feats, batch[keys.NODE_POS], batch[keys.NODE_PTR], batch[keys.CONTACT_POS],
+                              batch[keys.CONTACT_GRASP], batch[keys.GRASP_CLOUD], batch[keys.GRASP_NUM_CONTACTS],
+                              batch.get(keys.CONTACT_NORMAL))
+
+    def ensemble_logits(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
+        """Logits ``[members, G]`` of the last-layer ensemble (``ValueError`` without one)."""
+        if self.ensemble is None:
+            raise ValueError("this model has no ensemble (ensemble_members = 0): fit one with grasp-equi fit-ensemble")
+        return self.ensemble(self.pooled(batch, node_feats))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.score_grasps(batch, self.encode(batch))  # [G] logits

@@ -1,0 +1,41 @@
+"""A last-layer ensemble: several readouts on the head's invariant grasp description.
+
+Each member is ``LayerNorm -> Linear -> SiLU -> Linear`` on the pooled features the grasp head
+computes (``head.pool``), trained on its own bootstrap sample with the rest of the network
+frozen (``grasp_equi.training.ensemble``). The spread of the members' probabilities is the
+model's uncertainty about a grasp. The pooled features are invariant by construction, so the
+mean and the spread are too: a rotated copy of an object gets the same sigma as the original.
+All members run as one batched product (``[M, G, ...]``), so M members cost about one readout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class ReadoutEnsemble(torch.nn.Module):
+    """``members`` readouts ``[G, in_dim] -> [members, G]`` logits (``irreps_in`` = ``in_dim x 0e``,
+    ``irreps_out`` = ``members x 0e``)."""
+
+    def __init__(self, in_dim: int, hidden: int, members: int):
+        super().__init__()
+        self.in_dim, self.hidden, self.members = in_dim, hidden, members
+        self.norm_weight = torch.nn.Parameter(torch.ones(members, in_dim))
+        self.norm_bias = torch.nn.Parameter(torch.zeros(members, in_dim))
+        self.w1 = torch.nn.Parameter(torch.randn(members, in_dim, hidden) / math.sqrt(in_dim))
+        self.b1 = torch.nn.Parameter(torch.zeros(members, hidden))
+        self.w2 = torch.nn.Parameter(torch.randn(members, hidden) / math.sqrt(hidden))
+        self.b2 = torch.nn.Parameter(torch.zeros(members))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits ``[members, G]`` for pooled grasp features ``[G, in_dim]``."""
+        return self.member_logits(pooled[None].expand(self.members, -1, -1))
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[members, B]``: member m on its own rows ``x[m]`` (``x`` ``[members, B, in_dim]``)."""
+        x = torch.nn.functional.layer_norm(x, (self.in_dim,))  # statistics per grasp, as the readout's LayerNorm
+        x = x * self.norm_weight[:, None, :] + self.norm_bias[:, None, :]  # [M, B, in_dim]
+        h = torch.nn.functional.silu(torch.baddbmm(self.b1[:, None, :], x, self.w1))  # [M, B, hidden]
+        return (h * self.w2[:, None, :]).sum(dim=2) + self.b2[:, None]  # [M, B]

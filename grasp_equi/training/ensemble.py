@@ -1,0 +1,97 @@
+"""Fitting a last-layer ensemble (``grasp_equi.model.ensemble``) on a trained network's grasp features.
+
+The network is frozen; each grasp of the training split is described once by the head's pooled
+invariant features (one forward pass), and ``members`` readouts are trained on their own bootstrap
+samples of those rows (Efron's bootstrap; "last-layer" ensembles as in Osband et al. 2016,
+"Deep exploration via bootstrapped DQN"), with the training loop's class-balanced soft-target
+BCE. Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from grasp_equi import keys
+from grasp_equi.model.ensemble import ReadoutEnsemble
+from grasp_equi.training.dataset import CloudRecord, make_batch
+
+
+@torch.no_grad()
+def pooled_features(model, records: Sequence[CloudRecord], batch_clouds: int = 16,
+                    progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features [G, pooled_dim] float32, labels [G] float32)`` of every grasp of ``records``."""
+    from tqdm import tqdm
+
+    model.eval()
+    picks = [(i, np.arange(r.num_grasps)) for i, r in enumerate(records) if r.num_grasps > 0]
+    features, labels = [], []
+    for lo in tqdm(range(0, len(picks), batch_clouds), desc="grasp features", unit="batch", disable=not progress):
+        batch = make_batch(records, picks[lo:lo + batch_clouds])
+        features.append(model.pooled(batch, model.encode(batch)))
+        labels.append(batch[keys.GRASP_LABEL])
+    if not features:
+        raise ValueError("no grasps to fit an ensemble on")
+    return torch.cat(features).float(), torch.cat(labels).float()
+
+
+def fit_readout_ensemble(features: torch.Tensor, labels: torch.Tensor, members: int, hidden: int,
+                         epochs: int = 10, seed: int = 0, lr: float = 3e-3, batch: int = 1024,
+                         progress: bool = False) -> ReadoutEnsemble:
+    """``members`` readouts on ``features`` ``[G, d]`` / soft ``labels`` ``[G]``, each on its own bootstrap sample."""
+    from tqdm import tqdm
+
+    from grasp_equi.training.metrics import STABLE_THRESHOLD
+
+    num = features.shape[0]
+    frac = float((labels >= STABLE_THRESHOLD).float().mean())
+    w_stable, w_unstable = 0.5 / min(max(frac, 0.02), 0.98), 0.5 / (1 - min(max(frac, 0.02), 0.98))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ensemble = ReadoutEnsemble(features.shape[1], hidden, members)
+        gen = torch.Generator().manual_seed(seed)
+        boot = torch.randint(0, num, (members, num), generator=gen)  # [M, G] each member's bootstrap rows
+        optimiser = torch.optim.Adam(ensemble.parameters(), lr=lr)
+        steps = max(1, epochs * num // batch)
+        for _ in tqdm(range(steps), desc="ensemble", unit="step", disable=not progress):
+            cols = torch.randint(0, num, (members, min(batch, num)), generator=gen)  # [M, B]
+            rows = torch.gather(boot, 1, cols)  # [M, B] rows of each member's own sample
+            y = labels[rows]  # [M, B]
+            logits = ensemble.member_logits(features[rows])  # [M, B]
+            weight = torch.where(y >= STABLE_THRESHOLD, w_stable, w_unstable)
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * weight).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return ensemble.eval()
+
+
+def with_ensemble(model, config, ensemble: ReadoutEnsemble):
+    """A copy of ``model`` (and its config) carrying ``ensemble``; the network's own weights unchanged."""
+    import dataclasses
+
+    from grasp_equi.model import build_model
+
+    new_config = dataclasses.replace(config, ensemble_members=ensemble.members)
+    new_model = build_model(new_config)
+    state = {k: v for k, v in copy.deepcopy(model.state_dict()).items() if not k.startswith("ensemble.")}
+    new_model.load_state_dict({**state, **{f"ensemble.{k}": v for k, v in ensemble.state_dict().items()}})
+    return new_model.eval(), new_config
+
+
+def uncertainty_report(mean: np.ndarray, std: np.ndarray, labels: np.ndarray) -> dict:
+    """How useful the spread is on labelled grasps: the AUC of σ for finding misclassified grasps,
+    accuracy on all grasps and on the 80 % with the smallest σ."""
+    from grasp_equi.training.metrics import STABLE_THRESHOLD, auc
+
+    ok = np.isfinite(mean) & np.isfinite(std)
+    mean, std, stable = mean[ok], std[ok], labels[ok] >= STABLE_THRESHOLD
+    wrong = (mean >= 0.5) != stable
+    certain = std <= np.quantile(std, 0.8) if len(std) else np.zeros(0, bool)
+    return {"grasps": int(ok.sum()), "auc": auc(mean, stable), "sigma_error_auc": auc(std, wrong),
+            "accuracy": float((~wrong).mean()) if len(wrong) else float("nan"),
+            "accuracy_80pct_most_certain": float((~wrong[certain]).mean()) if certain.any() else float("nan"),
+            "mean_sigma": float(std.mean()) if len(std) else float("nan")}

@@ -1,0 +1,75 @@
+"""Last-layer ensemble: `grasp-equi fit-ensemble` end to end, sigma's invariance, determinism, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL_MODEL
+from grasp_equi import GraspScorer
+from grasp_equi.checkpoint import save_checkpoint
+from grasp_equi.cli import main
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """``(data dir, base checkpoint, ensemble checkpoint)``: a tiny dataset, an untrained small network and
+    a 3-member ensemble fitted on it (the trunk stays as it is)."""
+    root = tmp_path_factory.mktemp("ensemble")
+    data = root / "ds"
+    assert main(["generate", "--out", str(data), "--families", "box", "capsule", "torus", "--objects", "3",
+                 "--views", "2", "--grasps-per-view", "8", "--points", "400", "--samples", "4",
+                 "--objects-per-shard", "1", "--quiet"]) == 0
+    scorer = GraspScorer.untrained(seed=0, device="cpu", **SMALL_MODEL)
+    base = root / "base.safetensors"
+    save_checkpoint(base, scorer.model, scorer.config, {"note": "untrained test network"})
+    out = root / "ens.safetensors"
+    assert main(["fit-ensemble", "--weights", str(base), "--data", str(data), "--out", str(out), "--members", "3",
+                 "--epochs", "3", "--quiet"]) == 0
+    return data, base, out
+
+
+def test_ensemble_scores_with_mean_and_spread_and_keeps_the_network(fitted, rng):
+    from conftest import ellipsoid_cloud, random_grasps
+
+    _, base, out = fitted
+    plain, ens = GraspScorer.from_checkpoint(base, device="cpu"), GraspScorer.from_checkpoint(out, device="cpu")
+    assert ens.config.ensemble_members == 3 and ens.info["ensemble"]["members"] == 3
+    for name, tensor in plain.model.state_dict().items():  # the network itself is unchanged
+        torch.testing.assert_close(ens.model.state_dict()[name], tensor)
+    points, _ = ellipsoid_cloud(1500, rng=rng)
+    grasps = random_grasps(points, 40, 2, rng)
+    mean, std = ens.score(points, grasps, return_std=True)
+    assert mean.shape == std.shape == (40,) and np.isfinite(std).all() and std.max() > 1e-4
+    assert ((mean >= 0) & (mean <= 1)).all() and (std <= 0.5).all()
+    np.testing.assert_allclose(ens.score(points, grasps), mean)  # score() is the members' mean
+    with pytest.raises(ValueError, match="no ensemble"):
+        plain.score(points, grasps, return_std=True)
+    scores, spread, reasons = ens.score(points, grasps, return_std=True, return_reasons=True)
+    assert reasons == [None] * 40
+
+
+def test_sigma_is_invariant_on_the_adversarial_family(fitted):
+    from grasp_equi.adversarial import adversarial_family, invariance_error, rigid_motions
+
+    ens = GraspScorer.from_checkpoint(fitted[2], device="cpu")
+    motions = rigid_motions()
+    for case in adversarial_family()[:6]:  # grids, plate, icosphere, cylinder, cube: the tie-heaviest clouds
+        assert invariance_error(lambda p, c: ens.score(p, c, return_std=True)[1], case, motions) <= 1e-5, case.name
+        assert invariance_error(ens.score, case, motions) <= 1e-5, case.name
+
+
+def test_same_seed_same_ensemble_and_no_silent_overwrite(fitted, tmp_path, capsys):
+    data, base, out = fitted
+    again = tmp_path / "again.safetensors"
+    assert main(["fit-ensemble", "--weights", str(base), "--data", str(data), "--out", str(again), "--members", "3",
+                 "--epochs", "3", "--quiet"]) == 0
+    a = GraspScorer.from_checkpoint(out, device="cpu").model.state_dict()
+    b = GraspScorer.from_checkpoint(again, device="cpu").model.state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    capsys.readouterr()
+    assert main(["fit-ensemble", "--weights", str(base), "--data", str(data), "--out", str(again),
+                 "--members", "3", "--quiet"]) == 1
+    assert "exists; pass --force" in capsys.readouterr().err
