@@ -10,6 +10,7 @@ import re
 import time
 
 import numpy as np
+import torch
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
@@ -34,8 +35,15 @@ TIMEOUT = 30.0  # generous bound for one answer on a loaded 2-core machine
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    """A small untrained network with a 3-member (unfitted, seeded) ensemble: every answer carries score_std."""
+    from grasp_equi.model.ensemble import ReadoutEnsemble
+    from grasp_equi.training.ensemble import with_ensemble
+
     scorer = GraspScorer.untrained(seed=3, device="cpu", **SMALL_MODEL)
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "small.safetensors", scorer.model, scorer.config)
+    torch.manual_seed(5)
+    model, config = with_ensemble(scorer.model, scorer.config,
+                                  ReadoutEnsemble(scorer.model.head.norm.normalized_shape[0], scorer.config.readout_hidden, 3))
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "small.safetensors", model, config)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +111,11 @@ def test_round_trip_matches_python_api(client, api, rng):
     assert (result.msg.header.stamp.sec, result.msg.header.stamp.nanosec) == key
     ids, scores = result.per_grasp()
     assert ids.tolist() == list(range(9))
-    expected = api.score(as_f32(points), [as_f32(g) for g in grasps], as_f32(normals))
+    expected, spread = api.score(as_f32(points), [as_f32(g) for g in grasps], as_f32(normals), return_std=True)
     np.testing.assert_allclose(scores, expected, atol=1e-6)
+    _, first = np.unique(result.grasp_id, return_index=True)
+    np.testing.assert_allclose(result.score_std[first], spread, atol=1e-6)  # the ensemble's spread per grasp
+    assert np.nanmax(spread) > 1e-4
     np.testing.assert_allclose(result.points, as_f32(np.concatenate(grasps)))  # contacts echoed, in order
     markers = client.markers.get(key) or (client.spin_until(lambda: key in client.markers, TIMEOUT)
                                           and client.markers[key])
@@ -126,8 +137,11 @@ def test_grasp_off_the_surface_is_published_nan_and_counted(client, api, rng):
     result = client.wait_result(key, TIMEOUT)
     ids, scores = result.per_grasp()
     assert ids.tolist() == [0, 1, 2, 3] and np.isnan(scores[1]) and np.isfinite(scores[[0, 2, 3]]).all()
-    expected = api.score(as_f32(points), [as_f32(g) for g in grasps], as_f32(normals))
-    np.testing.assert_allclose(scores, expected, atol=1e-6)  # NaN in the same place
+    expected, spread = api.score(as_f32(points), [as_f32(g) for g in grasps], as_f32(normals), return_std=True)
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    _, first = np.unique(result.grasp_id, return_index=True)
+    np.testing.assert_allclose(result.score_std[first], spread, atol=1e-6)  # the ensemble's spread per grasp
+    assert np.nanmax(spread) > 1e-4  # NaN in the same place
     assert counts(client, grasps_off_surface=before + 1)["grasps_off_surface"] == before + 1
 
 

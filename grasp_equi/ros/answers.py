@@ -18,9 +18,10 @@ from grasp_equi.ros import codec
 
 
 def pose_columns(positions: np.ndarray, contacts: np.ndarray, widths: np.ndarray, reasons: np.ndarray,
-                 scores: np.ndarray) -> dict[str, np.ndarray]:
+                 scores: np.ndarray, spread: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Columns for ``P`` input poses: ``positions`` ``(P, 3)``, ``contacts`` ``(P, 2, 3)``, ``widths``,
-    ``reasons`` and ``scores`` ``(P,)`` (NaN where left out); rows in pose order."""
+    ``reasons`` and ``scores`` ``(P,)`` (NaN where left out), and ``score_std`` from ``spread`` ``(P,)``
+    when given (an ensemble's); rows in pose order."""
     rows, ids, score, width, reason = [], [], [], [], []
     for i in range(len(positions)):
         scored = reasons[i] == SCORED
@@ -31,9 +32,12 @@ def pose_columns(positions: np.ndarray, contacts: np.ndarray, widths: np.ndarray
         width += [widths[i] if scored else np.nan] * len(pts)
         reason += [int(reasons[i])] * len(pts)
     flat = np.concatenate(rows) if rows else np.zeros((0, 3))
-    return {**codec.xyz_columns(flat), "grasp_id": np.asarray(ids, dtype=np.uint32),
-            "score": np.asarray(score, dtype=np.float32), "width": np.asarray(width, dtype=np.float32),
-            "reason": np.asarray(reason, dtype=np.uint8)}
+    columns = {**codec.xyz_columns(flat), "grasp_id": np.asarray(ids, dtype=np.uint32),
+               "score": np.asarray(score, dtype=np.float32), "width": np.asarray(width, dtype=np.float32),
+               "reason": np.asarray(reason, dtype=np.uint8)}
+    if spread is not None:
+        columns["score_std"] = np.asarray(spread, dtype=np.float32)[np.asarray(ids, dtype=np.int64)]
+    return columns
 
 
 def ranked_columns(contacts: np.ndarray, widths: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:

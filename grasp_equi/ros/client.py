@@ -42,6 +42,7 @@ class ScoredResult:
     score: np.ndarray  # [C]
     width: np.ndarray | None = None  # [C] jaw opening (pose requests and proposals)
     reason: np.ndarray | None = None  # [C] 0 = scored, else why the pose was left out (grasp_equi.poses.REASONS)
+    score_std: np.ndarray | None = None  # [C] the ensemble's spread (models with an ensemble)
 
     def per_grasp(self) -> tuple[np.ndarray, np.ndarray]:
         """Sorted grasp ids ``(G,)`` and their scores ``(G,)``."""
@@ -63,10 +64,11 @@ def now_stamp() -> Time:
 def decode_scored(msg: PointCloud2, received: float) -> ScoredResult:
     fields = codec.read_fields(msg, {**{n: codec.FLOAT_TYPES for n in codec.XYZ}, "grasp_id": codec.INT_TYPES,
                                      "score": codec.FLOAT_TYPES},
-                               {"width": codec.FLOAT_TYPES, "reason": codec.INT_TYPES}, max_points=10**8)
+                               {"width": codec.FLOAT_TYPES, "reason": codec.INT_TYPES, "score_std": codec.FLOAT_TYPES},
+                               max_points=10**8)
     points = np.stack([fields[n].astype(np.float64) for n in codec.XYZ], axis=1)
     return ScoredResult(msg, received, points, fields["grasp_id"].astype(np.int64), fields["score"],
-                        fields.get("width"), fields.get("reason"))
+                        fields.get("width"), fields.get("reason"), fields.get("score_std"))
 
 
 class ScoreClient:

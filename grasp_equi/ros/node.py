@@ -288,11 +288,22 @@ class GraspNode(Node):
     def _answer_contacts(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
         """``scored_grasps`` (the input's fields + score) and markers for a contacts request."""
         grasps = request.grasps
-        scores = self.scorer.score_encoded(encoded, grasps) if grasps else np.zeros(0, np.float32)  # [G]
+        scores, spread = self._scores(encoded, grasps) if grasps else (np.zeros(0, np.float32), None)  # [G] x2
         self._count_unjudged(self.scorer.reasons if grasps else [])
-        out = codec.encode_cloud(request.header, {**request.columns,
-                                                  "score": scores[request.contact_grasp].astype(np.float32)})
+        columns = {**request.columns, "score": scores[request.contact_grasp].astype(np.float32)}
+        if self._has_ensemble():  # the ensemble's spread: the model's uncertainty about each grasp
+            columns["score_std"] = (spread if spread is not None else scores)[request.contact_grasp].astype(np.float32)
+        out = codec.encode_cloud(request.header, columns)
         return out, grasp_markers(request.header, grasps, scores, request.grasp_ids, settings.marker_size), None
+
+    def _has_ensemble(self) -> bool:
+        return getattr(self.scorer.model, "ensemble", None) is not None
+
+    def _scores(self, encoded, grasps) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(P [G], spread [G] or None)``: the spread when the model carries an ensemble."""
+        if self._has_ensemble():
+            return self.scorer.score_encoded(encoded, grasps, return_std=True)
+        return self.scorer.score_encoded(encoded, grasps), None
 
     def _answer_poses(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
         """Close the jaws of every pose, score the ones that hold something, keep every index."""
@@ -303,13 +314,16 @@ class GraspNode(Node):
         self.stats.count("poses_in_collision", int((reasons == COLLISION).sum()))
         ids = np.flatnonzero(reasons == SCORED)  # [G] pose indices
         scores = np.full(len(reasons), np.nan, dtype=np.float32)  # [P]
+        spread = np.full(len(reasons), np.nan, dtype=np.float32) if self._has_ensemble() else None  # [P]
         if len(ids):
-            scores[ids] = self.scorer.score_encoded(encoded, contacts[ids])
+            scores[ids], sigma = self._scores(encoded, contacts[ids])
+            if spread is not None:
+                spread[ids] = sigma
             self._count_unjudged(self.scorer.reasons)
             reasons[ids[~np.isfinite(scores[ids])]] = OFF_SURFACE  # one row at the pose, score NaN, reason 3
             ids = ids[np.isfinite(scores[ids])]
         header = request.header
-        out = codec.encode_cloud(header, pose_columns(request.positions, contacts, widths, reasons, scores),
+        out = codec.encode_cloud(header, pose_columns(request.positions, contacts, widths, reasons, scores, spread),
                                  is_dense=bool(len(ids) == len(reasons)))
         markers = grasp_markers(header, [contacts[i] for i in ids], scores[ids], ids, settings.marker_size)
         markers.markers += gripper_markers(header, request.positions[ids], rotations[ids], widths[ids], scores[ids],

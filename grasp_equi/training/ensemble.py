@@ -75,6 +75,8 @@ def with_ensemble(model, config, ensemble: ReadoutEnsemble):
 
     from grasp_equi.model import build_model
 
+    if ensemble.hidden != config.readout_hidden:
+        raise ValueError(f"ensemble width {ensemble.hidden} != the model's readout_hidden {config.readout_hidden}")
     new_config = dataclasses.replace(config, ensemble_members=ensemble.members)
     new_model = build_model(new_config)
     state = {k: v for k, v in copy.deepcopy(model.state_dict()).items() if not k.startswith("ensemble.")}
