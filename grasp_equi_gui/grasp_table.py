@@ -8,9 +8,13 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from grasp_equi_gui.colors import hex_color, score_rgba
+from grasp_equi_gui.models import EQUIVARIANT
 from grasp_equi_gui.scene import PRIMARY_KEYS, Scene
+from grasp_equi_gui.scoring import STD_SUFFIX
 
-SCORE_KEYS = PRIMARY_KEYS  # columns, when the scene has those scores (the first one sorts)
+# columns, when the scene has those scores (the first one sorts); last the equivariant ensemble's spread
+SCORE_KEYS = (*PRIMARY_KEYS, EQUIVARIANT + STD_SUFFIX)
+HEADERS = {EQUIVARIANT + STD_SUFFIX: "σ (ensemble)"}
 
 
 class GraspTable(QTableWidget):
@@ -42,7 +46,7 @@ class GraspTable(QTableWidget):
         self.row_grasps = scene.visible()
         self._filling = True
         self.setColumnCount(2 + max(len(keys), 1))
-        self.setHorizontalHeaderLabels(["#", "K"] + (keys or ["score"]))
+        self.setHorizontalHeaderLabels(["#", "K"] + ([HEADERS.get(k, k) for k in keys] or ["score"]))
         self.setRowCount(len(self.row_grasps))
         colors = score_rgba(scene.scores.get(sort_key) if sort_key else None, len(scene.grasps))
         for row, g in enumerate(self.row_grasps):

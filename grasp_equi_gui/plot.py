@@ -14,10 +14,15 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from grasp_equi_gui.models import BASELINE, EQUIVARIANT, ModelSlot
 from grasp_equi_gui.scene import Scene
-from grasp_equi_gui.scoring import SWEEP_STEPS
+from grasp_equi_gui.scoring import STD_SUFFIX, SWEEP_STEPS
 
 DEVIATION_FLOOR = 1e-9  # |delta| of exactly 0 is drawn here (a log axis has no 0)
-CURVE_STYLE = {EQUIVARIANT: ("#2ecc71", "equivariant"), BASELINE: ("#e67e22", "baseline (not equivariant)")}
+CURVE_STYLE = {EQUIVARIANT: ("#2ecc71", "equivariant"), BASELINE: ("#e67e22", "baseline (not equivariant)"),
+               EQUIVARIANT + STD_SUFFIX: ("#5dade2", "equivariant σ (ensemble spread)")}
+
+
+def _has_ensemble(slot: ModelSlot) -> bool:
+    return getattr(slot.scorer.model, "ensemble", None) is not None
 
 
 class SweepPlot(QWidget):
@@ -46,8 +51,9 @@ class SweepPlot(QWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.deviation_curves: dict[str, pg.PlotDataItem] = {}
         for key, (color, name) in CURVE_STYLE.items():
-            if key in self.slots and self.slots[key].available:
-                trained = "" if self.slots[key].trained else " [untrained]"
+            slot = self.slots.get(key.removesuffix(STD_SUFFIX))
+            if slot is not None and slot.available and (key == slot.key or _has_ensemble(slot)):
+                trained = "" if slot.trained else " [untrained]"
                 self.curves[key] = self.plot.plot([], [], pen=pg.mkPen(color, width=3), name=name + trained,
                                                   symbol="o", symbolSize=4, symbolBrush=color, symbolPen=None)
                 self.deviation_curves[key] = self.deviation_plot.plot([], [], pen=pg.mkPen(color, width=2))

@@ -38,13 +38,23 @@ class PosedScene:
                    tuple(g.copy() for g in scene.grasps), obj.center.copy(), scene.rotation.copy(), scene.version)
 
 
+STD_SUFFIX = "_std"  # scores[key + STD_SUFFIX]: the spread of that model's ensemble (models with one)
+
+
 def score_at(slots: list[ModelSlot], posed: PosedScene, rotation: np.ndarray) -> dict[str, np.ndarray]:
-    """Rotate cloud, normals and contacts to ``rotation`` about the centroid and score them."""
+    """Rotate cloud, normals and contacts to ``rotation`` about the centroid and score them; a model
+    with an ensemble also gives its spread σ under ``key + STD_SUFFIX``."""
     c = posed.center
     points = (posed.points - c) @ rotation.T + c  # [N, 3]
     normals = None if posed.normals is None else posed.normals @ rotation.T  # [N, 3]
     grasps = [(g - c) @ rotation.T + c for g in posed.grasps]  # each [K, 3]
-    return {slot.key: slot.scorer.score(points, grasps, normals) for slot in slots if slot.available}
+    out = {}
+    for slot in (s for s in slots if s.available):
+        if getattr(slot.scorer.model, "ensemble", None) is not None:
+            out[slot.key], out[slot.key + STD_SUFFIX] = slot.scorer.score(points, grasps, normals, return_std=True)
+        else:
+            out[slot.key] = slot.scorer.score(points, grasps, normals)
+    return out
 
 
 def off_object(points: np.ndarray, grasps: list[np.ndarray], slots: list[ModelSlot]) -> list[tuple[int, str]]:

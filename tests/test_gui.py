@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 pytest.importorskip("PySide6")
@@ -36,7 +37,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_slots() -> list[ModelSlot]:
-    equi = GraspScorer.untrained(seed=0, device="cpu", **TINY)
+    """An untrained tiny equivariant network with a 3-member (seeded, unfitted) ensemble, and the baseline."""
+    from grasp_equi.model.ensemble import ReadoutEnsemble
+    from grasp_equi.training.ensemble import with_ensemble
+
+    plain = GraspScorer.untrained(seed=0, device="cpu", **TINY)
+    torch.manual_seed(0)
+    model, config = with_ensemble(plain.model, plain.config,
+                                  ReadoutEnsemble(plain.model.head.norm.normalized_shape[0], plain.config.readout_hidden, 3))
+    equi = GraspScorer(model, config, device="cpu", name=plain.name)
     slots = [ModelSlot(EQUIVARIANT, equi, "equivariant: UNTRAINED model (test)", trained=False)]
     if baseline_registered():
         base = GraspScorer.untrained(seed=0, device="cpu", **TINY_BASELINE)
@@ -121,6 +130,9 @@ def test_sweep_fills_plot_with_72_points_per_model(qtbot, window):
         np.testing.assert_allclose(scores, sweep.series(key, grasp))
     assert sweep.max_deviation(EQUIVARIANT, grasp) < 1e-4
     assert f"{sweep.max_deviation(EQUIVARIANT, grasp):.2e}" in window.plot.deviation_label.text()
+    sigma = EQUIVARIANT + "_std"  # the ensemble's spread is drawn too, and stays flat as well
+    assert sigma in window.plot.curves and sweep.series(sigma, grasp).max() > 1e-4
+    assert sweep.max_deviation(sigma, grasp) < 1e-5
     if BASELINE in window.plot.curves:
         # every orientation was scored afresh: the non-equivariant net gives different numbers
         assert len(np.unique(sweep.series(BASELINE, grasp))) > 36

@@ -216,3 +216,13 @@ def test_poses_the_node_left_out_are_listed_with_their_reason():
     live = decode_scored(encode_cloud(Header(frame_id="cam"), columns, is_dense=False))
     assert list(live.grasp_ids) == [0, 2] and np.allclose(live.scores, [0.7, 0.2])
     assert live.rejected == ["grasp #1: collision: the gripper hits the object; removed"]
+
+
+def test_table_lists_the_ensembles_sigma_per_grasp(qtbot, window):
+    load_scored_sample(qtbot, window)
+    table, scene = window.table, window.scene
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert headers[-1] == "σ (ensemble)"
+    sigma = scene.scores[EQUIVARIANT + "_std"]
+    for row, grasp in enumerate(table.row_grasps):
+        assert table.item(row, len(headers) - 1).text() == f"{sigma[grasp]:.4f}"
