@@ -73,3 +73,27 @@ def test_same_seed_same_ensemble_and_no_silent_overwrite(fitted, tmp_path, capsy
     assert main(["fit-ensemble", "--weights", str(base), "--data", str(data), "--out", str(again),
                  "--members", "3", "--quiet"]) == 1
     assert "exists; pass --force" in capsys.readouterr().err
+
+
+def test_active_learning_script_runs_both_strategies(fitted, tmp_path):
+    """scripts/active_learning.py end to end on the tiny dataset: curves for both strategies, the labeller
+    really called, rotated copies of labelled clouds with the same sigma as the originals."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data, base, _ = fitted
+    script = Path(__file__).resolve().parents[1] / "scripts" / "active_learning.py"
+    done = subprocess.run([sys.executable, str(script), "--weights", str(base), "--data", str(data), "--out",
+                           str(tmp_path), "--seeds", "1", "--start", "6", "--batch", "6", "--rounds", "1",
+                           "--members", "3", "--epochs", "2", "--pool-clouds", "4", "--test-clouds", "2",
+                           "--rotated-clouds", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "active_learning.json").read_text())
+    for strategy in ("sigma", "random"):
+        (curve,) = result["curves"][strategy]
+        assert [n for n, _ in curve] == [6, 12]
+    assert result["labeller_calls"] >= 12
+    assert result["rotated_copies"]["max_abs_sigma_change_vs_original"] <= 1e-5
+    assert (tmp_path / "active_learning.png").stat().st_size > 5_000

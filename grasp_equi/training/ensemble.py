@@ -40,8 +40,9 @@ def pooled_features(model, records: Sequence[CloudRecord], batch_clouds: int = 1
 
 def fit_readout_ensemble(features: torch.Tensor, labels: torch.Tensor, members: int, hidden: int,
                          epochs: int = 10, seed: int = 0, lr: float = 3e-3, batch: int = 1024,
-                         progress: bool = False) -> ReadoutEnsemble:
-    """``members`` readouts on ``features`` ``[G, d]`` / soft ``labels`` ``[G]``, each on its own bootstrap sample."""
+                         progress: bool = False, min_steps: int = 1) -> ReadoutEnsemble:
+    """``members`` readouts on ``features`` ``[G, d]`` / soft ``labels`` ``[G]``, each on its own bootstrap sample;
+    ``epochs`` passes of ``batch`` rows, at least ``min_steps`` steps (small labelled sets)."""
     from tqdm import tqdm
 
     from grasp_equi.training.metrics import STABLE_THRESHOLD
@@ -55,7 +56,7 @@ def fit_readout_ensemble(features: torch.Tensor, labels: torch.Tensor, members: 
         gen = torch.Generator().manual_seed(seed)
         boot = torch.randint(0, num, (members, num), generator=gen)  # [M, G] each member's bootstrap rows
         optimiser = torch.optim.Adam(ensemble.parameters(), lr=lr)
-        steps = max(1, epochs * num // batch)
+        steps = max(min_steps, epochs * num // batch)
         for _ in tqdm(range(steps), desc="ensemble", unit="step", disable=not progress):
             cols = torch.randint(0, num, (members, min(batch, num)), generator=gen)  # [M, B]
             rows = torch.gather(boot, 1, cols)  # [M, B] rows of each member's own sample
