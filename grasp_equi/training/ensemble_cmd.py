@@ -23,6 +23,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=10, help="passes over the training grasps per member")
     parser.add_argument("--seed", type=nonneg_int, default=0)
     parser.add_argument("--max-clouds", type=positive_int, help="use at most this many training clouds")
+    parser.add_argument("--in-distribution", type=Path, metavar="DIR",
+                        help="a dataset of new objects of the training families (another --seed): its mean sigma is "
+                             "reported beside the held-out families' (out of distribution)")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -69,8 +72,11 @@ def run(args) -> int:
     if config.architecture != "equivariant":
         raise ValueError(f"--weights {args.weights}: the ensemble needs the equivariant network's grasp head")
 
-    def records(split, limit=None):
-        samples = load_split(args.data, split)[:limit]
+    if args.in_distribution is not None and not args.in_distribution.is_dir():
+        raise FileNotFoundError(f"--in-distribution {args.in_distribution}: no such folder")
+
+    def records(split, limit=None, data=args.data):
+        samples = load_split(data, split)[:limit]
         return prepare_records(samples, config.num_nodes, config.normal_k, progress=not args.quiet,
                                orientation=config.normal_orientation,
                                contact_normal_source=config.contact_normal_source)
@@ -87,8 +93,10 @@ def run(args) -> int:
         if held:
             report[split] = _uncertainty(new_model, new_config, held)
     report["train"] = _uncertainty(new_model, new_config, train[:150])
+    if args.in_distribution is not None:
+        report["in_distribution"] = _uncertainty(new_model, new_config, records("train", 150, args.in_distribution))
     report["seconds"] = time.perf_counter() - start
     save_checkpoint(args.out, new_model, new_config, {**scorer.info, "ensemble": report})
-    print(json.dumps({k: v for k, v in report.items() if k in ("train", "val", "test")}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k in ("train", "in_distribution", "val", "test")}, indent=1))
     print(f"wrote {args.out} ({args.members} members, {report['seconds']:.0f} s)")
     return 0
