@@ -88,3 +88,17 @@ def colcon_ws(tmp_path_factory) -> Path:
                           env=dict(os.environ, PATH=VENV_PATH), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return ws
+
+
+def with_test_ensemble(scorer, members: int = 3, seed: int = 0):
+    """``(model, config)``: ``scorer``'s network plus a seeded, unfitted ensemble of ``members`` readouts
+    (every answer then carries a spread; its values are arbitrary but deterministic)."""
+    import torch
+
+    from grasp_equi.model.ensemble import ReadoutEnsemble
+    from grasp_equi.training.ensemble import with_ensemble
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ensemble = ReadoutEnsemble(scorer.model.head.norm.normalized_shape[0], scorer.config.readout_hidden, members)
+    return with_ensemble(scorer.model, scorer.config, ensemble)

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
 
 pytest.importorskip("PySide6")
@@ -38,14 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_slots() -> list[ModelSlot]:
     """An untrained tiny equivariant network with a 3-member (seeded, unfitted) ensemble, and the baseline."""
-    from grasp_equi.model.ensemble import ReadoutEnsemble
-    from grasp_equi.training.ensemble import with_ensemble
+    from conftest import with_test_ensemble
 
     plain = GraspScorer.untrained(seed=0, device="cpu", **TINY)
-    torch.manual_seed(0)
-    model, config = with_ensemble(plain.model, plain.config,
-                                  ReadoutEnsemble(plain.model.head.norm.normalized_shape[0], plain.config.readout_hidden, 3))
-    equi = GraspScorer(model, config, device="cpu", name=plain.name)
+    equi = GraspScorer(*with_test_ensemble(plain), device="cpu", name=plain.name)
     slots = [ModelSlot(EQUIVARIANT, equi, "equivariant: UNTRAINED model (test)", trained=False)]
     if baseline_registered():
         base = GraspScorer.untrained(seed=0, device="cpu", **TINY_BASELINE)

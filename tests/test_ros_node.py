@@ -10,12 +10,11 @@ import re
 import time
 
 import numpy as np
-import torch
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
-from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps  # noqa: E402
+from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps, with_test_ensemble  # noqa: E402
 from ros_support import node_command, set_parameters, start, stop  # noqa: E402
 from sensor_msgs.msg import PointField  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -36,13 +35,7 @@ TIMEOUT = 30.0  # generous bound for one answer on a loaded 2-core machine
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A small untrained network with a 3-member (unfitted, seeded) ensemble: every answer carries score_std."""
-    from grasp_equi.model.ensemble import ReadoutEnsemble
-    from grasp_equi.training.ensemble import with_ensemble
-
-    scorer = GraspScorer.untrained(seed=3, device="cpu", **SMALL_MODEL)
-    torch.manual_seed(5)
-    model, config = with_ensemble(scorer.model, scorer.config,
-                                  ReadoutEnsemble(scorer.model.head.norm.normalized_shape[0], scorer.config.readout_hidden, 3))
+    model, config = with_test_ensemble(GraspScorer.untrained(seed=3, device="cpu", **SMALL_MODEL), seed=5)
     return save_checkpoint(tmp_path_factory.mktemp("model") / "small.safetensors", model, config)
 
 
