@@ -146,9 +146,16 @@ def _rotated_copies_rank(scorer, pool_samples, pool_x, table, label, hidden, arg
         sigma_originals = torch.sigmoid(ens(pool_x[labelled])).std(0).numpy()
     # rank percentile of each copy among the unlabelled pool's sigmas (1.0: lower than all: picked last)
     ranks = (sigma_rest[None, :] > sigma_copies[:, None]).mean(axis=1)
+    # the invariant features recognise a copy outright: its nearest labelled grasp is its original
+    scale = float(pool_x.norm(dim=1).median())
+    to_labelled = torch.cdist(copies_x, pool_x[labelled]).min(dim=1).values / scale  # [copies]
+    between = torch.cdist(pool_x[labelled], pool_x[labelled])
+    between.fill_diagonal_(float("inf"))
     return {"clouds": len(clouds), "copies": int(len(sigma_copies)),
             "max_abs_sigma_change_vs_original": float(np.abs(sigma_copies - sigma_originals).max()),
-            "median_rank_among_unlabelled": float(np.median(ranks)), "min_rank": float(ranks.min())}
+            "median_rank_among_unlabelled": float(np.median(ranks)), "min_rank": float(ranks.min()),
+            "max_feature_distance_to_a_labelled_grasp": float(to_labelled.max()),
+            "min_feature_distance_between_distinct_labelled_grasps": float(between.min() / scale)}
 
 
 def plot(result: dict, path: Path) -> None:
