@@ -58,9 +58,10 @@ def _rotated(samples, seed: int):
     out = []
     for s in samples:
         rot = random_rotation(rng)
-        out.append(SimpleNamespace(**{**vars(s), "points": (s.points @ rot.T).astype(np.float32),
-                                      "normals": (s.normals @ rot.T).astype(np.float32),
-                                      "grasps": [np.asarray(g) @ rot.T for g in s.grasps]}))
+        # float64: the same arrays moved rigidly (a float32 round-off of the turned cloud is another input)
+        out.append(SimpleNamespace(**{**vars(s), "points": np.asarray(s.points, np.float64) @ rot.T,
+                                      "normals": np.asarray(s.normals, np.float64) @ rot.T,
+                                      "grasps": [np.asarray(g, np.float64) @ rot.T for g in s.grasps]}))
     return out
 
 
