@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from geometry_msgs.msg import Pose, PoseArray
+from geometry_msgs.msg import PoseArray
 from sensor_msgs.msg import PointField
 from std_msgs.msg import Header
 
 from grasp_equi.ros import codec
+from grasp_equi.ros.answers import pose_array
 
 MAX_GRASPS = 500  # the campaign runs the node with max_grasps:=500, so "too many" stays small
 
@@ -51,13 +52,7 @@ def box(half=(0.02, 0.03, 0.02), n=1500, seed=0) -> np.ndarray:
 
 
 def poses(header: Header, positions, quats) -> PoseArray:
-    msg = PoseArray(header=header)
-    for p, q in zip(np.asarray(positions, float), np.asarray(quats, float)):
-        pose = Pose()
-        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in p)
-        pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
-        msg.poses.append(pose)
-    return msg
+    return pose_array(header, np.hstack([np.reshape(positions, (-1, 3)), np.reshape(quats, (-1, 4))]))
 
 
 def _mutated(build, mutate):

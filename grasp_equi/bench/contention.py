@@ -28,13 +28,6 @@ while True:
 """
 
 
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
-
-
 def start_competitor() -> subprocess.Popen:
     """A CPU-bound process on the machine's last core (``sched_setaffinity`` where the OS has it)."""
     core = (os.cpu_count() or 1) - 1
@@ -59,6 +52,7 @@ def measure_contention(make_scorer, n_points: int = 20_000, n_grasps: int = 64, 
 
     ``make_scorer(threads)`` builds a ``GraspScorer`` with that ``threads`` setting.
     """
+    from grasp_equi.bench import _load_average as load_average
     from grasp_equi.bench.measure import make_workload
     from grasp_equi.scorer import DEFAULT_THREADS
 
@@ -72,7 +66,7 @@ def measure_contention(make_scorer, n_points: int = 20_000, n_grasps: int = 64, 
         scorer = make_scorer(threads)
         scorer.score(work.points, work.contacts)  # warm-up
         quiet, quiet_n = _median_call_ms(scorer, work, repeats, budget_s)
-        load = _load_average()
+        load = load_average()
         competitor = start_competitor()
         try:
             time.sleep(0.3)  # let it take its core

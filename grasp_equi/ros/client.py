@@ -17,7 +17,7 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Pose, PoseArray
+from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
@@ -25,6 +25,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from grasp_equi.ros import codec
+from grasp_equi.ros.answers import pose_array
 from grasp_equi.ros.diagnostics import diagnostic_values
 from grasp_equi.ros.requests import stamp_key
 
@@ -174,11 +175,6 @@ class ScoreClient:
         header = self.header(frame, stamp)
         if points is not None:
             self.pub_cloud.publish(codec.cloud_message(header, points))
-        msg = PoseArray(header=header)
-        for p, q in zip(np.asarray(positions, float), np.asarray(quats_xyzw, float)):
-            pose = Pose()
-            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in p)
-            pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
-            msg.poses.append(pose)
-        self.pub_poses.publish(msg)
+        self.pub_poses.publish(pose_array(header, np.hstack([np.reshape(positions, (-1, 3)),
+                                                             np.reshape(quats_xyzw, (-1, 4))])))
         return stamp_key(header)

@@ -185,7 +185,12 @@ def make_batch(records: Sequence[CloudRecord], picks: Sequence[tuple[int, np.nda
 
 def class_weights(records: Sequence[CloudRecord], threshold: float = 0.5) -> tuple[float, float]:
     """``(w_stable, w_unstable)`` so both classes weigh half of the loss in expectation."""
-    labels = np.concatenate([r.labels for r in records]) if records else np.zeros(0)
+    return label_weights(np.concatenate([r.labels for r in records]) if records else np.zeros(0), threshold)
+
+
+def label_weights(labels: np.ndarray, threshold: float = 0.5) -> tuple[float, float]:
+    """``class_weights`` for an array of labels ``[G]``."""
+    labels = np.asarray(labels)
     frac = float((labels >= threshold).mean()) if len(labels) else 0.5
     frac = min(max(frac, 0.02), 0.98)  # a degenerate split must not explode the weights
     return 0.5 / frac, 0.5 / (1.0 - frac)

@@ -17,7 +17,7 @@ import torch
 
 from grasp_equi import keys
 from grasp_equi.model.ensemble import ReadoutEnsemble
-from grasp_equi.training.dataset import CloudRecord, make_batch
+from grasp_equi.training.dataset import CloudRecord, label_weights, make_batch
 
 
 @torch.no_grad()
@@ -48,8 +48,7 @@ def fit_readout_ensemble(features: torch.Tensor, labels: torch.Tensor, members: 
     from grasp_equi.training.metrics import STABLE_THRESHOLD
 
     num = features.shape[0]
-    frac = float((labels >= STABLE_THRESHOLD).float().mean())
-    w_stable, w_unstable = 0.5 / min(max(frac, 0.02), 0.98), 0.5 / (1 - min(max(frac, 0.02), 0.98))
+    w_stable, w_unstable = label_weights(labels.numpy(), STABLE_THRESHOLD)  # the training loop's class balance
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ensemble = ReadoutEnsemble(features.shape[1], hidden, members)
