@@ -137,6 +137,18 @@ def test_non_convex_objects_collide_as_their_surface_not_their_hull():
     assert len(convex_pieces(trimesh.creation.box(extents=BOX))) == 1
 
 
+def test_degenerate_faces_get_no_slab_and_the_scene_compiles():
+    """Regression (label-physics stopped on it): a generated T-shape has zero-area faces (collinear
+    vertices); their flat slab made MuJoCo refuse the whole scene ("coplanar vertices")."""
+    from grasp_equi.physics.label import rebuild_object
+
+    obj = rebuild_object("t_shape", "t_shape-000011", 0)  # data/default's object 11 (seed 0)
+    assert (np.asarray(obj.mesh.area_faces) < 1e-14).any()  # the case: degenerate faces present
+    pieces = convex_pieces(obj.mesh)
+    assert all(ConvexHull(p).volume > 0 for p in pieces)
+    GraspSimulator(obj.mesh, mass=0.1, pieces=pieces)  # compiles
+
+
 def _validate(tmp_path, name, *extra):
     out = tmp_path / f"{name}.json"
     code = main(["validate-physics", "--families", "box", "cylinder", "--objects", "1", "--grasps-per-object", "4",

@@ -7,7 +7,8 @@ friction mu ~ U(0.3, 1.0), object density x U(0.5, 2.0), grip force ~ U(20, 60) 
 and contact noise (each contact moved by N(0, 1 mm) per axis). One draw of the physical
 parameters per (object, trial index) is compiled once and runs all of that object's grasps.
 P(held) = held / executed trials; NaN where no trial could be executed (the open gripper
-collides, the grasp is too wide, a finger lands elsewhere) and for K != 2 (no hand for those yet).
+collides, the grasp is too wide, a finger lands elsewhere), for K != 2 (no hand for those yet) and
+for an object MuJoCo cannot compile (reported by name, one line, in the summary's ``failed_objects``).
 
 Output: ``DATA/physics/shard_XXXXX.npz`` per shard (``p_held`` [G] float32, ``executed`` and
 ``held`` [G] int8 counts), written atomically, so a stopped run resumes at the next unfinished
@@ -106,7 +107,7 @@ def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettin
     grasp_object = data["cloud_object"][data["grasp_cloud"]]  # [G]
     two = data["num_contacts"] == 2  # [G]
     shard_index = int(data["meta"]["shard"])  # the generator's shard number: one random stream per shard
-    trials = 0
+    trials, failed = 0, []
     for o, (object_id, family) in enumerate(zip(data["object_id"], data["object_family"])):
         rows = np.flatnonzero((grasp_object == o) & two)  # [g]
         if len(rows) == 0:
@@ -116,7 +117,11 @@ def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettin
         starts = data["grasp_offsets"][rows]  # [g]
         contacts = np.stack([data["contacts"][s:s + 2] for s in starts]).astype(np.float64)  # [g, 2, 3]
         rng = np.random.default_rng([settings.seed, shard_index, o])
-        executed[rows], held[rows] = label_object(obj.mesh, mass, contacts, settings, rng)
+        try:
+            executed[rows], held[rows] = label_object(obj.mesh, mass, contacts, settings, rng)
+        except (ValueError, RuntimeError) as err:  # MuJoCo refused the scene: this object stays unlabelled
+            failed.append(f"{object_id}: {str(err).splitlines()[0]}")
+            continue
         trials += len(rows) * settings.trials
     with np.errstate(invalid="ignore", divide="ignore"):
         p_held = np.where(executed > 0, held / np.maximum(executed, 1), np.nan).astype(np.float32)
@@ -124,7 +129,7 @@ def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettin
     tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, p_held=p_held, executed=executed, held=held, meta=np.array(json.dumps(settings.key())))
     os.replace(tmp, out)
-    return {"shard": shard.name, "grasps": int(two.sum()), "trials": trials,
+    return {"shard": shard.name, "grasps": int(two.sum()), "trials": trials, "failed_objects": failed,
             "cpu_s": time.process_time() - start_cpu, "wall_s": time.perf_counter() - start}
 
 
@@ -175,6 +180,8 @@ def label_dataset(data: Path, settings: LabelSettings, workers: int = 1, max_sha
     try:
         for row in results:
             rows.append(row)
+            for line in row["failed_objects"]:  # one line each; their grasps stay NaN
+                tqdm.write(f"{row['shard']}: not labelled: {line}")
             cpu_min = sum(r["cpu_s"] for r in rows) / 60
             bar.set_postfix(trials=sum(r["trials"] for r in rows),
                             per_cpu_min=f"{sum(r['trials'] for r in rows) / max(cpu_min, 1e-9):.0f}")
@@ -186,7 +193,7 @@ def label_dataset(data: Path, settings: LabelSettings, workers: int = 1, max_sha
     summary = {"settings": settings.key(), "shards": len(shards), "labelled_now": len(rows),
                "kept": len(shards) - len(todo), "trials_now": sum(r["trials"] for r in rows),
                "cpu_minutes_now": sum(r["cpu_s"] for r in rows) / 60, "wall_s_now": time.perf_counter() - start,
-               "workers": workers}
+               "workers": workers, "failed_objects": [f"{r['shard']}: {x}" for r in rows for x in r["failed_objects"]]}
     summary["trials_per_cpu_minute"] = summary["trials_now"] / max(summary["cpu_minutes_now"], 1e-9) if rows else None
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

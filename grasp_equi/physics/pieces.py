@@ -23,6 +23,7 @@ CONVEX_FILL = 0.97  # volume / hull volume above this: treat the mesh as convex
 MAX_NORMAL_SPREAD = np.deg2rad(20.0)
 MAX_PATCH_SIZE = 0.012  # metres from the seed face's centre
 MAX_SLAB, MIN_SLAB = 0.008, 0.0005  # metres of inward extrusion
+MIN_PATCH_AREA = 1e-12  # m^2: a patch of degenerate (collinear) faces only; MuJoCo cannot hull its flat slab
 WALL_FRACTION = 0.9  # of the wall thickness behind the patch: thick enough that a pressing finger never tunnels
 
 
@@ -50,7 +51,9 @@ def shell_pieces(mesh: trimesh.Trimesh) -> list[np.ndarray]:
     pieces = []
     for faces in patches:
         n = (normals[faces] * areas[faces, None]).sum(axis=0)
-        n /= max(np.linalg.norm(n), 1e-12)  # the patch's mean outward normal
+        if np.linalg.norm(n) <= MIN_PATCH_AREA:  # zero-area sliver faces: no surface to follow, no slab
+            continue
+        n /= np.linalg.norm(n)  # the patch's mean outward normal
         slab = float(np.clip(WALL_FRACTION * depth[faces].min(), MIN_SLAB, MAX_SLAB))
         outer = np.unique(tri[faces].reshape(-1, 3), axis=0)  # [v, 3]
         pieces.append(np.concatenate([outer, outer - slab * n]))
