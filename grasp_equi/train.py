@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--cache", type=Path, help="preprocessed-cloud cache file (default: RUN/prepared_*.safetensors)")
     parser.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    parser.add_argument("--init", type=Path, metavar="WEIGHTS",
+                        help="start from these weights (fine-tuning, e.g. the shipped model on your own "
+                             "objects); the model settings come from the file, so --set is refused")
     parser.add_argument("--force", action="store_true",
                         help="replace what is there: start over in an existing RUN folder (unless --resume) "
                         "and replace weights already in --publish DIR")
@@ -100,6 +103,8 @@ def model_config(args):
 
     from grasp_equi.model.config import ModelConfig
 
+    if args.init is not None:
+        return _init_config(args)
     fields = {f.name: type(f.default) for f in dataclasses.fields(ModelConfig)}
     for key, value in args.overrides:
         want = fields.get(key)
@@ -116,6 +121,23 @@ def model_config(args):
         return ModelConfig.from_dict({**ModelConfig().to_dict(), **base})
     except (TypeError, ValueError) as err:
         raise ValueError(f"bad --set override: {err}") from None
+
+
+def _init_config(args):
+    """The ``ModelConfig`` stored in ``--init``'s header (no tensor is read here)."""
+    from grasp_equi.checkpoint import read_header
+
+    if args.overrides:
+        raise ValueError("--init: the model settings come from the weights file; drop --set")
+    if args.resume:
+        raise ValueError("--init starts a new run from weights; --resume continues a run: use one")
+    if not args.init.is_file():
+        raise FileNotFoundError(f"--init {args.init}: no such file")
+    config = read_header(args.init)[0]
+    if config.architecture != args.architecture:
+        raise ValueError(f"--init {args.init}: a {config.architecture} model, but --architecture "
+                         f"{args.architecture}")
+    return config
 
 
 def check_outputs(args) -> None:
@@ -219,13 +241,19 @@ def run(args) -> int:
     settings = settings_from(args, len(train_samples), ctx.world)
 
     torch.manual_seed(args.seed)
-    model = build_model(config).to(device)
+    model = build_model(config)
+    if args.init is not None and not args.resume:
+        from grasp_equi.checkpoint import load_weights
+
+        load_weights(args.init, model)
+    model = model.to(device)
     _log(ctx, f"{config.architecture} model, {sum(p.numel() for p in model.parameters())} parameters, "
               f"device {device}, world size {ctx.world}; {json.dumps(dataclasses.asdict(settings))}")
     if ctx.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     extra = {"command": _command_line(), "data_dir": str(args.data), "fraction": args.fraction,
+             "init": str(args.init) if args.init else None,
              "hardware": _hardware(device, ctx.world), "torch": torch.__version__}
     summary = fit(model, config, settings, train, val, args.out, device, resume=args.resume, ctx=ctx,
                   extra_info=extra, progress=progress)

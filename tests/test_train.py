@@ -248,6 +248,27 @@ def test_cli_train_publish_and_evaluate(tiny_dataset, tmp_path, capsys):
     assert "AUC" in capsys.readouterr().out
 
 
+def test_cli_train_init_fine_tunes_given_weights(tiny_dataset, tmp_path, capsys):
+    """``--init``: a new run starts from the file's weights and settings (fine-tuning); --set is refused."""
+    from grasp_equi.cli import main
+
+    overrides = [a for key, value in TINY.items() for a in ("--set", f"{key}={json.dumps(value)}")]
+    base = ["--data", str(tiny_dataset), "--steps", "2", "--eval-every", "2", "--batch", "2", "--quiet"]
+    assert main(["train", *base, "--out", str(tmp_path / "first"), *overrides]) == 0
+    start = tmp_path / "first" / "last.safetensors"
+    # a learning rate of ~0 keeps the weights: the fine-tuned run scores like its starting point
+    assert main(["train", *base, "--out", str(tmp_path / "tuned"), "--init", str(start), "--lr", "1e-12"]) == 0
+    before = GraspScorer.from_checkpoint(start)
+    after = GraspScorer.from_checkpoint(tmp_path / "tuned" / "last.safetensors")
+    assert after.config == before.config and after.info["init"] == str(start)
+    for name, tensor in before.model.state_dict().items():
+        torch.testing.assert_close(after.model.state_dict()[name], tensor, rtol=1e-6, atol=1e-9)
+    assert main(["train", *base, "--out", str(tmp_path / "x"), "--init", str(start), "--set", "num_nodes=8"]) == 1
+    assert "--init" in capsys.readouterr().err
+    assert main(["train", *base, "--out", str(tmp_path / "y"), "--init", str(tmp_path / "none.safetensors")]) == 1
+    assert "none.safetensors" in capsys.readouterr().err
+
+
 def test_cli_reports_bad_input(tmp_path, capsys):
     from grasp_equi.cli import main
 
