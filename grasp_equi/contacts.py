@@ -43,12 +43,12 @@ def surface_gaps(contacts: torch.Tensor, index: NeighbourIndex, orientation: Sur
     return gap[:, 0], around[:, 1:].mean(dim=1)  # [C], [C]
 
 
-def reference_spacing(points: np.ndarray, index: NeighbourIndex) -> np.ndarray:
-    """The local point spacing ``[S]`` at cloud points ``points`` ``[S, 3]`` (float64, the frame of
+def reference_spacing(points: torch.Tensor, index: NeighbourIndex) -> torch.Tensor:
+    """The local point spacing ``[S]`` (float64) at cloud points ``points`` ``[S, 3]`` (the frame of
     ``index``): the mean distance to their ``SPACING_NEIGHBOURS`` nearest other points (the first
     neighbour of a cloud point is itself)."""
-    dist, _ = index.query_with_distances(torch.as_tensor(points, dtype=index.cloud.dtype), SPACING_NEIGHBOURS + 1)
-    return dist[:, 1:].to(torch.float64).mean(dim=1).cpu().numpy()  # [S]
+    dist, _ = index.query_with_distances(points.to(index.cloud.dtype), SPACING_NEIGHBOURS + 1)
+    return dist[:, 1:].to(torch.float64).mean(dim=1).to(points.device)  # [S]
 
 
 def surface_limits(points: np.ndarray, contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import torch
 from grasp_equi import keys
 from grasp_equi.geometry import (NeighbourIndex, centroid_sign, estimate_normals, exact_cdist, farthest_point_sampling,
                                  unique_points, unsigned_normals)
-from grasp_equi.orientation import SurfaceOrientation
+from grasp_equi.orientation import SURFACE_RULES, SurfaceOrientation
 
 
 # Bump when prepare_cloud's output changes for the same input: prepared-cloud caches carry it.
@@ -93,15 +93,15 @@ def prepare_cloud(
         if normals is None:
             index = NeighbourIndex(local64)
             axis = unsigned_normals(local64[idx], local64, normal_k, index)  # [M, 3]
-            if orientation == "surface":
-                oriented = SurfaceOrientation.from_cloud(local64, index, normal_k)
+            if orientation in SURFACE_RULES:
+                oriented = SurfaceOrientation.from_cloud(local64, index, normal_k, method=orientation)
                 node_normal = oriented.orient(local64[idx], axis)  # [M, 3]
             else:
                 node_normal = axis * centroid_sign(local64[idx], axis)  # [M, 3]
         else:
             unit = torch.nn.functional.normalize(normals.to(torch.float64), dim=1)  # [U, 3]
             axis = node_normal = unit[idx]  # [M, 3]
-            if orientation == "surface":
+            if orientation in SURFACE_RULES:
                 oriented = SurfaceOrientation.from_normals(local64, unit)
     return PreparedCloud(node_pos, node_normal.to(torch.float32), center, scale, index, oriented, local64, idx,
                          axis.to(torch.float32))

@@ -29,9 +29,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from grasp_equi.geometry import QUERY_FACTOR, SIGN_FLOOR, local_pca, neighbourhood_weights, soft_sign
+from grasp_equi.geometry import QUERY_FACTOR, SIGN_FLOOR, NeighbourIndex, local_pca, neighbourhood_weights, soft_sign
 
 VERSION = 5  # bump when the rule changes: prepared-cloud caches carry it
+SURFACE_RULES = ("surface", "harmonic")  # ModelConfig.normal_orientation values that build a SurfaceOrientation
 NUM_REFERENCE = 1024  # reference points: spacing ~0.1 object radii on a sphere-sized surface
 GRAPH_K = 8  # neighbours per reference point in the propagation graph
 QUERY_K = 4  # reference normals that vote on the sign of each node / contact normal (smooth k-neighbourhood)
@@ -61,29 +62,21 @@ def reference_indices(local: torch.Tensor, count: int = NUM_REFERENCE) -> torch.
     radius = local.double().norm(dim=1)  # [N]
     by_radius = torch.argsort(radius, stable=True)  # [N]
     ranked = radius[by_radius]  # [N] ascending
-    step_up = torch.ones(n, dtype=torch.long)
+    step_up = torch.ones(n, dtype=torch.long, device=local.device)
     step_up[1:] = (ranked[1:] - ranked[:-1] > RANK_TIE * ranked[1:]).long()  # a new rank starts here
-    rank = torch.empty(n, dtype=torch.long)
-    rank[by_radius] = torch.cumsum(step_up, 0)  # [N] rank of each point's distance
-    order = torch.argsort(rank * n + torch.arange(n))  # rank first, then the point index
+    if bool(step_up.all()):  # no two distances tie: the sort is the order (the common, noisy case)
+        order = by_radius
+    else:
+        rank = torch.empty(n, dtype=torch.long, device=local.device)
+        rank[by_radius] = torch.cumsum(step_up, 0)  # [N] rank of each point's distance
+        order = torch.argsort(rank * n + torch.arange(n, device=local.device))  # rank first, then the point index
     if n <= count:
         return order
-    picks = torch.floor(torch.arange(count, dtype=torch.float64) * (n / count)).long()  # [S]
+    picks = torch.floor(torch.arange(count, dtype=torch.float64, device=local.device) * (n / count)).long()  # [S]
     return order[picks]
 
 
 SPACING_NEIGHBOURS = 4  # a point's local spacing: the mean distance to its 4 nearest other points
-
-
-def pca_normals(queries: torch.Tensor, index, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unsigned PCA normals ``[n_q, 3]``, surface variation ``[n_q]`` (smallest eigenvalue over
-    their sum: ~0 on a smooth patch, up to 1/3 at a corner) of the ``k`` nearest cloud points, and
-    the local point spacing ``[n_q]`` at each query (``queries`` are cloud points: the first
-    neighbour is the point itself, the next ``SPACING_NEIGHBOURS`` give the spacing)."""
-    eigval, eigvec, dist = local_pca(queries, index.cloud, k, index, dtype=torch.float64, return_distances=True)
-    variation = eigval[:, 0] / eigval.sum(dim=1).clamp_min(1e-30)  # [n_q]
-    spacing = dist[:, 1:SPACING_NEIGHBOURS + 1].to(torch.float64).mean(dim=1)  # [n_q]
-    return eigvec[:, :, 0].numpy(), variation.numpy(), spacing.numpy()
 
 
 def edge_rules(points: np.ndarray, normals: np.ndarray, variation: np.ndarray, src: np.ndarray,
@@ -188,67 +181,79 @@ def _propagate_signs(relation: np.ndarray, parent: np.ndarray) -> tuple[np.ndarr
     return sign, up
 
 
-class SurfaceOrientation:
-    """Oriented normals ``[S, 3]`` at reference points ``[S, 3]`` of one cloud (float64, CPU);
-    ``orient`` signs any other normals by them. Build it with ``from_cloud`` (PCA normals,
-    propagated) or ``from_normals`` (the caller's own outward normals)."""
+def _surface_signs(points: np.ndarray, nrm: np.ndarray, variation: np.ndarray, graph_k: int = GRAPH_K) -> np.ndarray:
+    """Sign ``[S]`` for each reference normal by the "surface" rule (module docstring): propagation over a
+    spanning forest, hull anchors, soft centroid fallback for unanchored patches (numpy/scipy)."""
+    radius = float(np.linalg.norm(points, axis=1).max()) if len(points) else 1.0  # 1 in the scorer's frame
+    hull_sign = convex_hull_signs(points, nrm, HULL_TOLERANCE * max(radius, 1e-12))  # [S], 0 off the hull
+    parent, relation = _spanning_forest(points, nrm, variation, graph_k)
+    sign, patch = _propagate_signs(relation, parent)  # consistent within each smooth patch
+    # Each patch takes the sign its points on the hull vote for (a count: no rounding can tip
+    # it); a patch with none (a hidden inner surface) the sign that makes sum(n . p) positive,
+    # softly: a patch whose sum is near zero (a flat patch through the centroid) has no outside,
+    # and its normals fade to zero length instead of taking a sign from rounding.
+    anchored = np.bincount(patch, weights=hull_sign * sign, minlength=len(points))  # [S]
+    along = sign * (nrm * points).sum(axis=1)  # [S]
+    outward = np.bincount(patch, weights=along, minlength=len(points))  # [S]
+    spread = np.bincount(patch, weights=np.abs(along), minlength=len(points))  # [S]
+    # the floor keeps a patch whose every n . p is ~0 (a ring seen edge-on) at 0: rounding noise
+    # over rounding noise would be a ratio of any size
+    floor = SIGN_FLOOR * np.bincount(patch, minlength=len(points))  # [S]
+    fallback = soft_sign(torch.from_numpy(outward / np.maximum(spread, np.maximum(floor, 1e-300)))).numpy()
+    vote = np.where(anchored != 0, np.sign(anchored), fallback)[patch]  # [S]
+    sign = sign * vote
+    # On the hull the hull decides outright: a thin wedge (a squat cone's rim) can join two
+    # faces in one patch with the wrong relation, the hull never errs there.
+    sign = np.where(hull_sign != 0, hull_sign, sign)
+    return sign
 
-    def __init__(self, points: np.ndarray, normals: np.ndarray, spacing: np.ndarray | None = None):
+
+class SurfaceOrientation:
+    """Oriented normals ``[S, 3]`` at reference points ``[S, 3]`` of one cloud (float64 tensors on the
+    cloud's device); ``orient`` signs any other normals by them. Build it with ``from_cloud`` (PCA
+    normals, signed by ``method``) or ``from_normals`` (the caller's own outward normals)."""
+
+    def __init__(self, points: torch.Tensor, normals: torch.Tensor, spacing: torch.Tensor | None = None):
         self.points = points  # [S, 3]
         self.normals = normals  # [S, 3]
         self.spacing = spacing  # [S] local point spacing of the cloud at each reference point (None: unknown)
-        self._tree = None  # k-d tree over the points, built on the first ``orient``
+        self._index = None  # NeighbourIndex over the points, built on the first query
 
     @classmethod
     def from_cloud(cls, local: torch.Tensor, index, normal_k: int = 16, num_reference: int = NUM_REFERENCE,
-                   graph_k: int = GRAPH_K) -> "SurfaceOrientation":
+                   graph_k: int = GRAPH_K, method: str = "surface") -> "SurfaceOrientation":
         """``local`` ``[N, 3]`` is the cloud in its normalised frame (centroid at the origin);
-        ``index`` a ``NeighbourIndex`` over it for the PCA normals of the reference points."""
-        picks = reference_indices(local, num_reference)  # [S]
-        nrm, variation, spacing = pca_normals(local[picks], index, normal_k)  # [S, 3], [S], [S]
-        points = local[picks].detach().cpu().double().numpy()  # [S, 3]
-        radius = float(local.detach().double().norm(dim=1).max()) if len(local) else 1.0  # 1 in the scorer's frame
-        hull_sign = convex_hull_signs(points, nrm, HULL_TOLERANCE * max(radius, 1e-12))  # [S], 0 off the hull
-        parent, relation = _spanning_forest(points, nrm, variation, graph_k)
-        sign, patch = _propagate_signs(relation, parent)  # consistent within each smooth patch
-        # Each patch takes the sign its points on the hull vote for (a count: no rounding can tip
-        # it); a patch with none (a hidden inner surface) the sign that makes sum(n . p) positive,
-        # softly: a patch whose sum is near zero (a flat patch through the centroid) has no outside,
-        # and its normals fade to zero length instead of taking a sign from rounding.
-        anchored = np.bincount(patch, weights=hull_sign * sign, minlength=len(points))  # [S]
-        along = sign * (nrm * points).sum(axis=1)  # [S]
-        outward = np.bincount(patch, weights=along, minlength=len(points))  # [S]
-        spread = np.bincount(patch, weights=np.abs(along), minlength=len(points))  # [S]
-        # the floor keeps a patch whose every n . p is ~0 (a ring seen edge-on) at 0: rounding noise
-        # over rounding noise would be a ratio of any size
-        floor = SIGN_FLOOR * np.bincount(patch, minlength=len(points))  # [S]
-        fallback = soft_sign(torch.from_numpy(outward / np.maximum(spread, np.maximum(floor, 1e-300)))).numpy()
-        vote = np.where(anchored != 0, np.sign(anchored), fallback)[patch]  # [S]
-        sign = sign * vote
-        # On the hull the hull decides outright: a thin wedge (a squat cone's rim) can join two
-        # faces in one patch with the wrong relation, the hull never errs there.
-        sign = np.where(hull_sign != 0, hull_sign, sign)
-        return cls(points, nrm * sign[:, None], spacing)
+        ``index`` a ``NeighbourIndex`` over it for the PCA normals of the reference points.
+        ``method``: "surface" (hull anchors and a spanning forest, numpy/scipy on the CPU; above) or
+        "harmonic" (one least-squares solve in torch on the cloud's device, ``grasp_equi.orientation_solve``)."""
+        picks = reference_indices(local, num_reference).to(local.device)  # [S]
+        points = local[picks].double()  # [S, 3]
+        eigval, eigvec, dist = local_pca(points, index.cloud, normal_k, index, return_distances=True)
+        eigval, nrm = eigval.double(), eigvec[:, :, 0].double()  # [S, 3], [S, 3]
+        variation = eigval[:, 0] / eigval.sum(dim=1).clamp_min(1e-30)  # [S]
+        spacing = dist[:, 1:SPACING_NEIGHBOURS + 1].double().mean(dim=1)  # [S] (the first neighbour is the point)
+        if method == "harmonic":
+            from grasp_equi.orientation_solve import harmonic_signs
+
+            return cls(points, nrm * harmonic_signs(points, nrm, variation)[:, None], spacing)
+        sign = _surface_signs(points.cpu().numpy(), nrm.cpu().numpy(), variation.cpu().numpy(), graph_k)  # [S]
+        return cls(points, nrm * torch.from_numpy(sign).to(nrm.device)[:, None], spacing)
 
     @classmethod
     def from_normals(cls, local: torch.Tensor, normals: torch.Tensor,
                      num_reference: int = NUM_REFERENCE) -> "SurfaceOrientation":
         """The caller's own outward normals ``[N, 3]`` (at ``local`` ``[N, 3]``) as the reference."""
-        picks = reference_indices(local, num_reference)  # [S]
-        return cls(local[picks].detach().cpu().double().numpy(), normals[picks].detach().cpu().double().numpy())
+        picks = reference_indices(local, num_reference).to(local.device)  # [S]
+        return cls(local[picks].double(), normals[picks].double())
 
-    def neighbours(self, queries: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    def neighbours(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Smooth ``QUERY_K``-neighbourhood weights ``[n_q, k]`` (float64) and the indices ``[n_q, k]`` of the
-        reference points around each query ``[n_q, 3]``."""
-        if self._tree is None:
-            from scipy.spatial import cKDTree
-
-            self._tree = cKDTree(self.points)
+        reference points around each query ``[n_q, 3]`` (on the reference points' device)."""
+        if self._index is None:
+            self._index = NeighbourIndex(self.points)
         k = min(QUERY_FACTOR * QUERY_K, len(self.points))
-        dist, nearest = self._tree.query(queries.detach().cpu().double().numpy(), k=k)  # [n_q, k] x2
-        shape = (queries.shape[0], k)
-        weights = neighbourhood_weights(torch.from_numpy(np.asarray(dist).reshape(shape)), QUERY_K)  # [n_q, k]
-        return weights, np.asarray(nearest).reshape(shape)
+        dist, nearest = self._index.query_with_distances(queries.to(self.points), k)  # [n_q, k] x2
+        return neighbourhood_weights(dist.to(self.points), QUERY_K), nearest.to(self.points.device)
 
     def spacing_at(self, queries: torch.Tensor, neighbours=None) -> torch.Tensor:
         """The cloud's local point spacing ``[n_q]`` (float64) around each query ``[n_q, 3]``: the weighted mean
@@ -257,7 +262,7 @@ class SurfaceOrientation:
         if self.spacing is None:
             raise ValueError("this surface orientation holds no point spacing (built from given normals)")
         weights, nearest = neighbours if neighbours is not None else self.neighbours(queries)  # [n_q, k] x2
-        ref = torch.from_numpy(self.spacing[nearest])  # [n_q, k]
+        ref = self.spacing[nearest]  # [n_q, k]
         return ((weights * ref).sum(dim=1) / weights.sum(dim=1)).to(queries.device)  # [n_q]
 
     def normals_at(self, queries: torch.Tensor, neighbours=None) -> torch.Tensor:
@@ -271,7 +276,7 @@ class SurfaceOrientation:
         if queries.shape[0] == 0:
             return torch.zeros_like(queries)
         weights, nearest = neighbours if neighbours is not None else self.neighbours(queries)  # [n_q, k] x2
-        ref = torch.from_numpy(self.normals[nearest])  # [n_q, k, 3]
+        ref = self.normals[nearest]  # [n_q, k, 3]
         mean = (weights[:, :, None] * ref).sum(dim=1) / weights.sum(dim=1, keepdim=True)  # [n_q, 3]
         return mean.to(device=queries.device, dtype=queries.dtype)
 
@@ -284,8 +289,8 @@ class SurfaceOrientation:
         if queries.shape[0] == 0:
             return normals
         weights, nearest = self.neighbours(queries)  # [n_q, k] x2
-        ref = torch.from_numpy(self.normals[nearest])  # [n_q, k, 3]
-        dots = (normals.detach().cpu().double()[:, None, :] * ref).sum(dim=2)  # [n_q, k]
+        ref = self.normals[nearest]  # [n_q, k, 3]
+        dots = (normals.to(ref)[:, None, :] * ref).sum(dim=2)  # [n_q, k]
         agree = (weights * dots).sum(dim=1) / weights.sum(dim=1)  # [n_q]
         factor = soft_sign(agree).to(device=normals.device, dtype=normals.dtype)[:, None]  # [n_q, 1]
         return normals * factor

@@ -34,7 +34,7 @@ RUN_FILES = ("best.safetensors", "last.safetensors", "resume.safetensors", "metr
 # ``ModelConfig``'s defaults so that it trains in hours on a 2-core CPU: M = 128 nodes and a
 # 0.4 radius (~11 neighbours per node instead of ~38) cut a training step ~10x.
 SHIPPED_MODEL = dict(num_nodes=128, irreps_hidden="24x0e + 6x1o + 2x2e", radius=0.4, avg_neighbors=8.0,
-                     contact_normals=True, contact_normal_sign="centroid", normal_orientation="surface",
+                     contact_normals=True, contact_normal_sign="centroid", normal_orientation="harmonic",
                      head="invariant", contact_normal_source="reference")
 # The PointNet baseline shares M, the radius and the training budget.
 BASELINE_MODEL = dict(architecture="pointnet", num_nodes=128, radius=0.4, baseline_width=64)

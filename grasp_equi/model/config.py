@@ -15,7 +15,7 @@ FORMAT_VERSION = 1
 CHOICES = {
     "architecture": ("equivariant", "pointnet"),
     "contact_normal_sign": ("centroid", "grasp"),
-    "normal_orientation": ("centroid", "surface"),
+    "normal_orientation": ("centroid", "surface", "harmonic"),
     "head": ("invariant", "convolution"),
     "contact_normal_source": ("pca", "reference"),
 }
@@ -116,7 +116,8 @@ class ModelConfig:
     contact_normal_sign: str = "grasp"
     # How PCA normals (nodes and contacts) get their sign: "centroid" (away from the cloud's
     # centroid: wrong wherever the surface faces it, a torus' inner ring, a mug's inside) or
-    # "surface" (propagated over the surface, grasp_equi.orientation). Older checkpoints: "centroid".
+    # "surface" (propagated over the surface, grasp_equi.orientation) or "harmonic" (the same evidence
+    # in one least-squares solve, all torch: grasp_equi.orientation_solve). Older checkpoints: "centroid".
     normal_orientation: str = "centroid"
     # The grasp head: "invariant" (invariants of each contact's equivariant features, small MLPs per
     # grasp: ~5x cheaper per grasp; its MLP width is readout_hidden) or "convolution" (tensor-product
@@ -146,8 +147,8 @@ class ModelConfig:
                     object.__setattr__(self, f.name, _check_value(f.name, value))
             except ValueError as err:
                 raise ConfigError(f.name, str(err)) from None
-        if self.contact_normal_source == "reference" and self.normal_orientation != "surface":
-            raise ConfigError("contact_normal_source", "'reference' needs normal_orientation 'surface'")
+        if self.contact_normal_source == "reference" and self.normal_orientation == "centroid":
+            raise ConfigError("contact_normal_source", "'reference' needs normal_orientation 'surface' or 'harmonic'")
         if self.head == "invariant" and self.architecture == "equivariant":
             wrong = sorted({t.strip().split("x")[1] for t in self.irreps_hidden.split("+")} - {"0e", "1o", "2e"})
             if wrong:

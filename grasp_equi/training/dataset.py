@@ -26,7 +26,7 @@ from grasp_equi.geometry import NeighbourIndex, unique_points
 from grasp_equi.graph import (PREPROCESS_VERSION, PreparedCloud, collate, contact_normals, normalise_contacts,
                               prepare_cloud)
 from grasp_equi.orientation import VERSION as ORIENTATION_VERSION
-from grasp_equi.orientation import SurfaceOrientation
+from grasp_equi.orientation import SURFACE_RULES, SurfaceOrientation
 
 
 @dataclass
@@ -69,7 +69,8 @@ def _prepared_cloud(sample, cached: PreparedCloud | None, num_nodes: int, normal
     local_points = normalise_contacts(unique_points(pts)[0], cached, torch.float64)  # [U, 3], prepare_cloud's frame
     index = NeighbourIndex(local_points)
     # the same (deterministic) orientation prepare_cloud built for the node normals
-    oriented = SurfaceOrientation.from_cloud(local_points, index, normal_k) if orientation == "surface" else None
+    oriented = (SurfaceOrientation.from_cloud(local_points, index, normal_k, method=orientation)
+                if orientation in SURFACE_RULES else None)
     return cached, index, oriented
 
 
