@@ -34,7 +34,8 @@ GRAPH_K = 8  # neighbours per reference point (smooth kernel over QUERY_FACTOR x
 SUPPORT_TOLERANCE = 0.02  # object radii: a tangent plane this close to supporting the cloud still anchors
 ANCHOR_WEIGHT = 10.0  # an anchor outweighs the relations of its ~8 neighbours: on the hull the hull decides
 PRIOR_WEIGHT = 1e-3  # the centroid prior's weight, against relations of weight ~1
-CG_STEPS = 100  # fixed, so the result is the same function of the input in every pose (converged to ~1e-4 on views of mugs)
+CG_STEPS = 200  # fixed, so the result is the same function of the input in every pose. Converged (~1e-10) on
+# single views, where 100 steps were not: an unconverged iterate amplified 1e-10 input rounding to 1e-4
 MAX_VARIATION = 0.05  # above this surface variation a point is on a rim, not a smooth patch
 MIN_SMOOTH_DOT = 0.7  # neighbours on one smooth patch: normals within ~45 degrees (up to sign)
 MIN_FOLD = 0.5  # an edge 30+ degrees off both tangent planes crosses a fold or a wall
