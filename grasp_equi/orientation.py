@@ -235,7 +235,8 @@ class SurfaceOrientation:
         if method == "harmonic":
             from grasp_equi.orientation_solve import harmonic_signs
 
-            return cls(points, nrm * harmonic_signs(points, nrm, variation)[:, None], spacing)
+            roughness = eigval[:, 0].clamp_min(0.0).sqrt()  # [S] RMS distance of the neighbourhood off the plane
+            return cls(points, nrm * harmonic_signs(points, nrm, variation, roughness)[:, None], spacing)
         sign = _surface_signs(points.cpu().numpy(), nrm.cpu().numpy(), variation.cpu().numpy(), graph_k)  # [S]
         return cls(points, nrm * torch.from_numpy(sign).to(nrm.device)[:, None], spacing)
 

@@ -31,7 +31,9 @@ import torch
 from grasp_equi.geometry import NeighbourIndex, QUERY_FACTOR, SIGN_FLOOR, neighbourhood_weights, soft_sign
 
 GRAPH_K = 8  # neighbours per reference point (smooth kernel over QUERY_FACTOR x as many candidates)
-SUPPORT_TOLERANCE = 0.02  # object radii: a tangent plane this close to supporting the cloud still anchors
+SUPPORT_TOLERANCE = 0.02  # object radii: a plane this close to supporting the cloud still anchors (fading linearly)
+ROUGHNESS_TOLERANCE = 4.0  # ... plus this many times the point's roughness, the RMS of its neighbours off its tangent
+# plane: depth noise tilts the planes PCA normals span (4: single-view sign accuracy that of the "surface" rule; 6+ mistakes a torus' thin tube's curvature for noise)
 ANCHOR_WEIGHT = 10.0  # an anchor outweighs the relations of its ~8 neighbours: on the hull the hull decides
 PRIOR_WEIGHT = 1e-3  # the centroid prior's weight, against relations of weight ~1
 CG_STEPS = 200  # fixed, so the result is the same function of the input in every pose. Converged (~1e-10) on
@@ -68,7 +70,7 @@ def edge_rules(points: torch.Tensor, normals: torch.Tensor, variation: torch.Ten
 
 
 def support_anchors(points: torch.Tensor, normals: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
-                    tolerance: float = SUPPORT_TOLERANCE) -> torch.Tensor:
+                    tolerance: float | torch.Tensor = SUPPORT_TOLERANCE) -> torch.Tensor:
     """Anchor ``[S]`` in [-1, 1] of each point from the supporting planes it lies on.
 
     The plane through ``points[i]`` with normal ``normals[j]`` (``j`` = ``i`` itself, or a neighbour
@@ -81,16 +83,17 @@ def support_anchors(points: torch.Tensor, normals: torch.Tensor, src: torch.Tens
     that disagree cancel.
 
     Continuous: a plane's vote falls linearly to 0 as the cloud's reach in front of it grows to
-    ``tolerance``, and as the normals' angle opens from 53 to 66 degrees. ``points`` ``[S, 3]``
-    centred, in object radii; ``normals`` ``[S, 3]`` unit, unsigned.
+    ``tolerance`` (a number, or ``[S]``: one per point tested), and as the normals' angle opens from 53 to
+    66 degrees. ``points`` ``[S, 3]`` centred, in object radii; ``normals`` ``[S, 3]`` unit, unsigned.
     """
     proj = normals @ points.T  # [S_j, S_l]: n_j . p_l (rows: one reduction over contiguous memory)
     lowest, highest = proj.amin(dim=1), proj.amax(dim=1)  # [S] x2: the cloud's extent along each normal
     self_edges = torch.arange(points.shape[0], device=points.device)
     i, j = torch.cat([self_edges, src]), torch.cat([self_edges, dst])  # [S + E] x2
     along = (points[i] * normals[j]).sum(dim=1)  # [S + E]: p_i . n_j
-    out = (1.0 - (highest[j] - along) / tolerance).clamp_min(0.0)  # [S + E]: nothing in front of the plane
-    into = (1.0 - (along - lowest[j]) / tolerance).clamp_min(0.0)  # [S + E]: nothing behind it
+    tol = tolerance[i] if torch.is_tensor(tolerance) else tolerance  # [S + E] or a number
+    out = (1.0 - (highest[j] - along) / tol).clamp_min(0.0)  # [S + E]: nothing in front of the plane
+    into = (1.0 - (along - lowest[j]) / tol).clamp_min(0.0)  # [S + E]: nothing behind it
     facing = (normals[i] * normals[j]).sum(dim=1)  # [S + E]
     vote = (out - into) * torch.sign(facing) * ((facing.abs() - 0.4) / 0.2).clamp(0.0, 1.0)
     zero = torch.zeros(points.shape[0], dtype=points.dtype, device=points.device)
@@ -153,11 +156,12 @@ def solve_signs(num: int, src: torch.Tensor, dst: torch.Tensor, coupling: torch.
 
 
 def harmonic_signs(points: torch.Tensor, normals: torch.Tensor, variation: torch.Tensor,
-                   tolerance: float = SUPPORT_TOLERANCE) -> torch.Tensor:
+                   roughness: torch.Tensor | None = None) -> torch.Tensor:
     """Factor ``[S]`` in [-1, 1] that turns unsigned ``normals`` ``[S, 3]`` at ``points`` ``[S, 3]``
     (centred, object radii; ``variation`` ``[S]`` the PCA surface variation) outward:
     ``soft_sign`` of the least-squares signs (module docstring)."""
     src, dst, kernel = reference_graph(points)  # [E] x3
+    tolerance = SUPPORT_TOLERANCE + (0.0 if roughness is None else ROUGHNESS_TOLERANCE * roughness)  # [S]
     anchor = support_anchors(points, normals, src, dst, tolerance)  # [S]: every candidate's plane votes
     near = kernel > 0  # relations: the smooth k-neighbourhood only
     src, dst, kernel = src[near], dst[near], kernel[near]  # [e] x3
