@@ -8,13 +8,13 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from grasp_equi_gui.colors import hex_color, score_rgba
-from grasp_equi_gui.models import EQUIVARIANT
+from grasp_equi_gui.models import BASELINE, EQUIVARIANT
 from grasp_equi_gui.scene import PRIMARY_KEYS, Scene
 from grasp_equi_gui.scoring import STD_SUFFIX
 
-# columns, when the scene has those scores (the first one sorts); last the equivariant ensemble's spread
-SCORE_KEYS = (*PRIMARY_KEYS, EQUIVARIANT + STD_SUFFIX)
-HEADERS = {EQUIVARIANT + STD_SUFFIX: "σ (ensemble)"}
+# columns, when the scene has those scores (the first one sorts); last the ensembles' spreads
+SCORE_KEYS = (*PRIMARY_KEYS, EQUIVARIANT + STD_SUFFIX, BASELINE + STD_SUFFIX)
+HEADERS = {EQUIVARIANT + STD_SUFFIX: "σ (ensemble)", BASELINE + STD_SUFFIX: "baseline σ"}
 
 
 class GraspTable(QTableWidget):

@@ -18,7 +18,8 @@ from grasp_equi_gui.scoring import STD_SUFFIX, SWEEP_STEPS
 
 DEVIATION_FLOOR = 1e-9  # |delta| of exactly 0 is drawn here (a log axis has no 0)
 CURVE_STYLE = {EQUIVARIANT: ("#2ecc71", "equivariant"), BASELINE: ("#e67e22", "baseline (not equivariant)"),
-               EQUIVARIANT + STD_SUFFIX: ("#5dade2", "equivariant σ (ensemble spread)")}
+               EQUIVARIANT + STD_SUFFIX: ("#5dade2", "equivariant σ (ensemble spread)"),
+               BASELINE + STD_SUFFIX: ("#c0392b", "baseline σ (ensemble spread)")}
 
 
 def _has_ensemble(slot: ModelSlot) -> bool:

@@ -100,5 +100,5 @@ def with_test_ensemble(scorer, members: int = 3, seed: int = 0):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        ensemble = ReadoutEnsemble(scorer.model.head.norm.normalized_shape[0], scorer.config.readout_hidden, members)
+        ensemble = ReadoutEnsemble(scorer.model.pooled_dim, scorer.config.readout_hidden, members)
     return with_ensemble(scorer.model, scorer.config, ensemble)

@@ -60,6 +60,24 @@ def test_sigma_is_invariant_on_the_adversarial_family(fitted):
         assert invariance_error(ens.score, case, motions) <= 1e-5, case.name
 
 
+def test_baseline_ensemble_sigma_moves_with_the_pose(fitted, tmp_path):
+    """The contrast the GUI's sweep shows: a PointNet ensemble's spread is not invariant (its features are
+    raw coordinates), while it fits and scores like the equivariant one."""
+    from grasp_equi.adversarial import adversarial_family, invariance_error, rigid_motions
+
+    data = fitted[0]
+    baseline = GraspScorer.untrained(seed=0, device="cpu", architecture="pointnet", num_nodes=64, radius=0.4,
+                                     baseline_width=16)
+    base, out = tmp_path / "pointnet.safetensors", tmp_path / "pointnet_ens.safetensors"
+    save_checkpoint(base, baseline.model, baseline.config, {"note": "untrained baseline"})
+    assert main(["fit-ensemble", "--weights", str(base), "--data", str(data), "--out", str(out), "--members", "3",
+                 "--epochs", "3", "--quiet"]) == 0
+    ens = GraspScorer.from_checkpoint(out, device="cpu")
+    assert ens.config.architecture == "pointnet" and ens.config.ensemble_members == 3
+    case = adversarial_family()[-1]  # a noisy box: no ties, so any change is the baseline's own
+    assert invariance_error(lambda p, c: ens.score(p, c, return_std=True)[1], case, rigid_motions()) > 1e-3
+
+
 def test_same_seed_same_ensemble_and_no_silent_overwrite(fitted, tmp_path, capsys):
     data, base, out = fitted
     again = tmp_path / "again.safetensors"

@@ -36,14 +36,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_slots() -> list[ModelSlot]:
-    """An untrained tiny equivariant network with a 3-member (seeded, unfitted) ensemble, and the baseline."""
+    """An untrained tiny equivariant network and the baseline, each with a 3-member (seeded, unfitted) ensemble."""
     from conftest import with_test_ensemble
 
     plain = GraspScorer.untrained(seed=0, device="cpu", **TINY)
     equi = GraspScorer(*with_test_ensemble(plain), device="cpu", name=plain.name)
     slots = [ModelSlot(EQUIVARIANT, equi, "equivariant: UNTRAINED model (test)", trained=False)]
     if baseline_registered():
-        base = GraspScorer.untrained(seed=0, device="cpu", **TINY_BASELINE)
+        base_plain = GraspScorer.untrained(seed=0, device="cpu", **TINY_BASELINE)
+        base = GraspScorer(*with_test_ensemble(base_plain), device="cpu", name=base_plain.name)
         slots.append(ModelSlot(BASELINE, base, "baseline: UNTRAINED model (test)", trained=False))
     else:
         slots.append(ModelSlot(BASELINE, None, "baseline: not available", trained=False))
@@ -129,8 +130,11 @@ def test_sweep_fills_plot_with_72_points_per_model(qtbot, window):
     assert sigma in window.plot.curves and sweep.series(sigma, grasp).max() > 1e-4
     assert sweep.max_deviation(sigma, grasp) < 1e-5
     if BASELINE in window.plot.curves:
-        # every orientation was scored afresh: the non-equivariant net gives different numbers
+        # every orientation was scored afresh: the non-equivariant net gives different numbers, and so
+        # does its ensemble's spread (drawn beside the equivariant one's flat line)
         assert len(np.unique(sweep.series(BASELINE, grasp))) > 36
+        assert BASELINE + "_std" in window.plot.curves
+        assert len(np.unique(sweep.series(BASELINE + "_std", grasp))) > 36
     wait_scored(qtbot, window)  # back at the start pose, re-scored there
     assert np.allclose(window.scene.rotation, np.eye(3))
 

@@ -22,6 +22,7 @@ from torch import nn
 from grasp_equi import keys
 from grasp_equi.graph import contact_object_graph, contact_pair_graph
 from grasp_equi.model.config import ModelConfig
+from grasp_equi.model.ensemble import ReadoutEnsemble
 
 
 def mlp(*widths: int, last_act: bool = True) -> nn.Sequential:
@@ -60,12 +61,26 @@ class PointNetBaseline(nn.Module):
         self.contact = mlp(3 + 2 * w, w, w)
         self.pair = nn.ModuleList(mlp(2 * w + 3, w, w) for _ in range(config.pair_layers))
         self.readout = mlp(2 * w, config.readout_hidden, 1, last_act=False)
+        # a last-layer ensemble on the pooled grasp features (None without members), as the equivariant net's
+        self.pooled_dim = 2 * w  # width of ``pooled``'s grasp description
+        self.ensemble = (ReadoutEnsemble(self.pooled_dim, config.readout_hidden, config.ensemble_members)
+                         if config.ensemble_members else None)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = torch.cat([batch[keys.NODE_POS], batch[keys.NODE_NORMAL]], dim=1)  # [M, 6]
         return self.point(x)  # [M, w]
 
     def score_grasps(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.pooled(batch, node_feats)).squeeze(1)  # [G]
+
+    def ensemble_logits(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
+        """Logits ``[members, G]`` of the last-layer ensemble (``ValueError`` without one)."""
+        if self.ensemble is None:
+            raise ValueError("this model has no ensemble (ensemble_members = 0): fit one with grasp-equi fit-ensemble")
+        return self.ensemble(self.pooled(batch, node_feats))
+
+    def pooled(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
+        """Mean and max of the contacts' features per grasp ``[G, 2 w]`` (what the readouts see; NOT invariant)."""
         node_pos, node_ptr = batch[keys.NODE_POS], batch[keys.NODE_PTR]
         contact_pos, contact_grasp = batch[keys.CONTACT_POS], batch[keys.CONTACT_GRASP]
         num_contacts = batch[keys.GRASP_NUM_CONTACTS]
@@ -84,9 +99,8 @@ class PointNetBaseline(nn.Module):
         for layer in self.pair:
             msg = layer(torch.cat([f[b], f[a], contact_pos[a] - contact_pos[b]], dim=1))  # [E_cc, w]
             f = f + _segment_mean(msg, b, num_c)
-        pooled = torch.cat([_segment_mean(f, contact_grasp, num_grasps),
-                            _segment_max(f, contact_grasp, num_grasps)], dim=1)  # [G, 2w]
-        return self.readout(pooled).squeeze(1)  # [G]
+        return torch.cat([_segment_mean(f, contact_grasp, num_grasps),
+                          _segment_max(f, contact_grasp, num_grasps)], dim=1)  # [G, 2w]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.score_grasps(batch, self.encode(batch))  # [G] logits

@@ -33,8 +33,9 @@ class GraspStabilityNet(torch.nn.Module):
                                   config.readout_hidden, config.contact_normals, config.contact_normal_sign)
 
         # a last-layer ensemble on the pooled grasp features (None without members)
-        self.ensemble = (ReadoutEnsemble(self.head.norm.normalized_shape[0], config.readout_hidden,
-                                         config.ensemble_members) if config.ensemble_members else None)
+        self.pooled_dim = self.head.norm.normalized_shape[0]  # width of ``pooled``'s grasp description
+        self.ensemble = (ReadoutEnsemble(self.pooled_dim, config.readout_hidden, config.ensemble_members)
+                         if config.ensemble_members else None)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR],

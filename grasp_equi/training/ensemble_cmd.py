@@ -69,9 +69,6 @@ def run(args) -> int:
     start = time.perf_counter()
     scorer = GraspScorer.from_checkpoint(args.weights, device="cpu")
     model, config = scorer.model, scorer.config
-    if config.architecture != "equivariant":
-        raise ValueError(f"--weights {args.weights}: the ensemble needs the equivariant network's grasp head")
-
     if args.in_distribution is not None and not args.in_distribution.is_dir():
         raise FileNotFoundError(f"--in-distribution {args.in_distribution}: no such folder")
 
