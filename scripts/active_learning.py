@@ -2,6 +2,7 @@
 
     python scripts/active_learning.py --weights W.safetensors --data data/default --out runs/active \
         [--seeds 3] [--start 300] [--batch 300] [--rounds 8] [--members 5] [--pool-clouds 1500] [--test-clouds 400]
+        [--baseline-weights B.safetensors]
 
 The network is frozen; every pool grasp (training families) and test grasp (held-out families) is
 described once by the head's pooled invariant features. Starting from ``--start`` random labelled
@@ -9,8 +10,11 @@ pool grasps, each round fits a last-layer ensemble (``grasp_equi.training.ensemb
 labelled grasps, records its held-out AUC, and picks the next ``--batch`` grasps either by the
 largest ensemble spread σ or at random; a picked grasp is labelled by calling the labeller itself
 (robust force closure, ``grasp_equi.quality.label_grasps`` with the dataset's label parameters).
-Several seeds, both strategies, the same budget. Then the invariance check: rotated copies of
-already-labelled clouds are prepared afresh and scored; their σ ranks among the unlabelled pool's.
+The σ strategy picks by ``acquisition_scores``: σ, faded to 0 for a grasp whose invariant features lie
+next to a labelled grasp's (its label is known). Several seeds, both strategies, the same budget. Then
+the invariance check: rotated copies of already-labelled clouds are prepared afresh and scored; where
+they rank among the unlabelled pool by σ and by the acquisition score, and how many the next batch
+would label; with ``--baseline-weights`` the same for the non-invariant baseline's ensemble.
 Writes ``OUT/active_learning.json`` and ``OUT/active_learning.png``.
 """
 
@@ -73,7 +77,7 @@ def _grasp_table(samples):
 def run(args) -> dict:
     from grasp_equi import GraspScorer
     from grasp_equi.data.shards import load_manifest
-    from grasp_equi.training.ensemble import fit_readout_ensemble, pooled_features
+    from grasp_equi.training.ensemble import acquisition_scores, fit_readout_ensemble, pooled_features
     from grasp_equi.training.metrics import STABLE_THRESHOLD, auc
     from grasp_equi.training.splits import load_split
 
@@ -118,43 +122,58 @@ def run(args) -> dict:
                 rest = np.setdiff1d(np.arange(len(table)), labelled)
                 if strategy == "sigma":
                     with torch.no_grad():
-                        sigma = torch.sigmoid(ens(pool_x[rest])).std(0).numpy()
-                    picks = rest[np.argsort(-sigma, kind="stable")[:args.batch]]
+                        sigma = torch.sigmoid(ens(pool_x[rest])).std(0)
+                    score = acquisition_scores(sigma, pool_x[rest], pool_x[labelled]).numpy()
+                    picks = rest[np.argsort(-score, kind="stable")[:args.batch]]
                 else:
                     picks = rng.choice(rest, size=min(args.batch, len(rest)), replace=False)
                 labelled += [int(i) for i in picks]
             curves[strategy].append(curve)
-    result = {"settings": vars(args) | {"weights": str(args.weights), "data": str(args.data), "out": str(args.out)},
+    result = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "curves": curves, "labeller_calls": len(label_cache)}
-    result["rotated_copies"] = _rotated_copies_rank(scorer, pool_samples, pool_x, table, label, hidden, args)
+    result["rotated_copies"] = {"equivariant": _rotated_copies_rank(scorer, pool_samples, pool_x, table, label, args)}
+    if args.baseline_weights is not None:  # the same check with the non-invariant baseline's own ensemble
+        base = GraspScorer.from_checkpoint(args.baseline_weights, device="cpu")
+        base_x, _ = pooled_features(base.model, _records(base, pool_samples), progress=True)
+        result["rotated_copies"]["baseline"] = _rotated_copies_rank(base, pool_samples, base_x, table, label, args)
     return result
 
 
-def _rotated_copies_rank(scorer, pool_samples, pool_x, table, label, hidden, args) -> dict:
-    """σ of rotated copies of labelled clouds vs the unlabelled pool: where they rank (1.0 = picked last)."""
-    from grasp_equi.training.ensemble import fit_readout_ensemble, pooled_features
+def _rotated_copies_rank(scorer, pool_samples, pool_x, table, label, args) -> dict:
+    """Rotated copies of labelled clouds vs the unlabelled pool: where they rank by σ and by the acquisition
+    score (σ faded out near a labelled grasp's features), 1.0 = picked last."""
+    from grasp_equi.training.ensemble import acquisition_scores, fit_readout_ensemble, pooled_features
 
     rng = np.random.default_rng([args.seed, 99])
     clouds = sorted(rng.permutation(len(pool_samples))[:args.rotated_clouds])
     labelled = [i for i, (s, _) in enumerate(table) if s in set(clouds)]
     y = torch.tensor([label(i, rng) for i in labelled], dtype=torch.float32)
-    ens = fit_readout_ensemble(pool_x[labelled], y, args.members, hidden, args.epochs, args.seed, min_steps=300)
+    ens = fit_readout_ensemble(pool_x[labelled], y, args.members, scorer.config.readout_hidden, args.epochs,
+                               args.seed, min_steps=300)
     copies_x, _ = pooled_features(scorer.model, _records(scorer, _rotated([pool_samples[c] for c in clouds], 7)))
     rest = np.setdiff1d(np.arange(len(table)), labelled)
     with torch.no_grad():
-        sigma_rest = torch.sigmoid(ens(pool_x[rest])).std(0).numpy()
-        sigma_copies = torch.sigmoid(ens(copies_x)).std(0).numpy()
-        sigma_originals = torch.sigmoid(ens(pool_x[labelled])).std(0).numpy()
-    # rank percentile of each copy among the unlabelled pool's sigmas (1.0: lower than all: picked last)
-    ranks = (sigma_rest[None, :] > sigma_copies[:, None]).mean(axis=1)
-    # the invariant features recognise a copy outright: its nearest labelled grasp is its original
+        sigma_rest = torch.sigmoid(ens(pool_x[rest])).std(0)
+        sigma_copies = torch.sigmoid(ens(copies_x)).std(0)
+        sigma_originals = torch.sigmoid(ens(pool_x[labelled])).std(0)
+    acq_rest = acquisition_scores(sigma_rest, pool_x[rest], pool_x[labelled]).numpy()
+    acq_copies = acquisition_scores(sigma_copies, copies_x, pool_x[labelled]).numpy()
+    sigma_rest, sigma_copies = sigma_rest.numpy(), sigma_copies.numpy()
+
+    def rank(copies, rest_values):  # fraction of the unlabelled pool ranked before each copy (1.0: last)
+        return (rest_values[None, :] > copies[:, None]).mean(axis=1) + 0.5 * (rest_values[None, :] == copies[:, None]).mean(axis=1)
+
+    by_sigma, by_acq = rank(sigma_copies, sigma_rest), rank(acq_copies, acq_rest)
+    picked = np.argsort(-np.concatenate([acq_rest, acq_copies]), kind="stable")[:args.batch]  # one batch's picks
     scale = float(pool_x.norm(dim=1).median())
     to_labelled = torch.cdist(copies_x, pool_x[labelled]).min(dim=1).values / scale  # [copies]
     between = torch.cdist(pool_x[labelled], pool_x[labelled])
     between.fill_diagonal_(float("inf"))
-    return {"clouds": len(clouds), "copies": int(len(sigma_copies)),
-            "max_abs_sigma_change_vs_original": float(np.abs(sigma_copies - sigma_originals).max()),
-            "median_rank_among_unlabelled": float(np.median(ranks)), "min_rank": float(ranks.min()),
+    return {"model": scorer.name, "clouds": len(clouds), "copies": int(len(sigma_copies)),
+            "max_abs_sigma_change_vs_original": float(np.abs(sigma_copies - sigma_originals.numpy()).max()),
+            "median_rank_by_sigma": float(np.median(by_sigma)),
+            "median_rank_by_acquisition": float(np.median(by_acq)), "min_rank_by_acquisition": float(by_acq.min()),
+            "copies_in_next_batch": int((picked >= len(acq_rest)).sum()), "batch": args.batch,
             "max_feature_distance_to_a_labelled_grasp": float(to_labelled.max()),
             "min_feature_distance_between_distinct_labelled_grasps": float(between.min() / scale)}
 
@@ -196,6 +215,8 @@ def main(argv=None) -> int:
     p.add_argument("--pool-clouds", type=int, default=1500)
     p.add_argument("--test-clouds", type=int, default=400)
     p.add_argument("--rotated-clouds", type=int, default=40)
+    p.add_argument("--baseline-weights", type=Path, help="also run the rotated-copies check with this (non-invariant) "
+                                                           "baseline's own last-layer ensemble")
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
     out = args.out / "active_learning.json"

@@ -102,16 +102,28 @@ def test_active_learning_script_runs_both_strategies(fitted, tmp_path):
     from pathlib import Path
 
     data, base, _ = fitted
+    pointnet = GraspScorer.untrained(seed=0, device="cpu", architecture="pointnet", num_nodes=64, radius=0.4,
+                                     baseline_width=16)
+    baseline = save_checkpoint(tmp_path / "pointnet.safetensors", pointnet.model, pointnet.config, {})
     script = Path(__file__).resolve().parents[1] / "scripts" / "active_learning.py"
     done = subprocess.run([sys.executable, str(script), "--weights", str(base), "--data", str(data), "--out",
                            str(tmp_path), "--seeds", "1", "--start", "6", "--batch", "6", "--rounds", "1",
                            "--members", "3", "--epochs", "2", "--pool-clouds", "4", "--test-clouds", "2",
-                           "--rotated-clouds", "1"], capture_output=True, text=True, timeout=600)
+                           "--rotated-clouds", "1", "--baseline-weights", str(baseline)],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "active_learning.json").read_text())
     for strategy in ("sigma", "random"):
         (curve,) = result["curves"][strategy]
         assert [n for n, _ in curve] == [6, 12]
     assert result["labeller_calls"] >= 12
-    assert result["rotated_copies"]["max_abs_sigma_change_vs_original"] <= 1e-5
+    from grasp_equi.training.ensemble import KNOWN_RADIUS
+
+    equivariant, pointnet = result["rotated_copies"]["equivariant"], result["rotated_copies"]["baseline"]
+    assert equivariant["max_abs_sigma_change_vs_original"] <= 1e-5
+    # the invariant features recognise every copy as labelled: none is picked, all rank last
+    assert equivariant["max_feature_distance_to_a_labelled_grasp"] < 1e-3 * KNOWN_RADIUS
+    assert equivariant["copies_in_next_batch"] == 0 and equivariant["min_rank_by_acquisition"] >= 0.5
+    # the baseline's features move with the pose: its copies look new
+    assert pointnet["max_feature_distance_to_a_labelled_grasp"] > KNOWN_RADIUS
     assert (tmp_path / "active_learning.png").stat().st_size > 5_000

@@ -84,6 +84,27 @@ def with_ensemble(model, config, ensemble: ReadoutEnsemble):
     return new_model.eval(), new_config
 
 
+KNOWN_RADIUS = 0.05  # feature distance (over the median feature norm) within which a grasp counts as already labelled
+
+
+def acquisition_scores(sigma: torch.Tensor, features: torch.Tensor, labelled: torch.Tensor,
+                       radius: float = KNOWN_RADIUS) -> torch.Tensor:
+    """Which grasps to label next ``[G]``: the spread ``sigma`` ``[G]``, faded to 0 for a grasp whose pooled
+    features ``[G, d]`` lie within ``radius`` (relative to the median feature norm) of a labelled grasp's
+    ``[L, d]``: its label is known already.
+
+    With invariant features a rotated or moved copy of a labelled object is such a grasp (its
+    features equal the original's up to float rounding, ~1e-3 of this radius), so no label is spent
+    on it; a non-invariant model's features move with the pose and cannot tell. Linear in the
+    distance below ``radius``: no threshold that rounding could flip.
+    """
+    if labelled.shape[0] == 0:
+        return sigma
+    scale = features.norm(dim=1).median().clamp_min(1e-12)
+    nearest = torch.cdist(features, labelled).min(dim=1).values / scale  # [G]
+    return sigma * (nearest / radius).clamp(max=1.0)
+
+
 def uncertainty_report(mean: np.ndarray, std: np.ndarray, labels: np.ndarray) -> dict:
     """How useful the spread is on labelled grasps: the AUC of σ for finding misclassified grasps,
     accuracy on all grasps and on the 80 % with the smallest σ."""
