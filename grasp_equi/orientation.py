@@ -22,6 +22,11 @@ under rotations and reflections and independent of the order of the points (up t
 ties). Limits: walls and wedges thinner than a PCA neighbourhood (a mug's 3-7 mm wall in a
 2,048-point cloud) have no well-defined local normal; there it does no better than the
 centroid rule. CPU (numpy/scipy): ~13 ms per cloud on one core up to 20k points.
+
+That is the "surface" rule (``SurfaceOrientation.from_cloud(..., method="surface")``). The shipped
+model uses "harmonic" (``grasp_equi.orientation_solve``): the same evidence in one least-squares
+solve, continuous in the input and all torch. Both share the reference points, their PCA normals
+and everything after the signs (``orient``, ``normals_at``, ``spacing_at``).
 """
 
 from __future__ import annotations
