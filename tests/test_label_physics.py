@@ -27,22 +27,25 @@ def _labels(data):
     return {p.name: dict(np.load(p)) for p in sorted(output_dir(data).glob("shard_*.npz"))}
 
 
-def test_labels_every_two_contact_grasp_and_resumes(dataset, capsys):
+def test_labels_every_grasp_with_jaws_or_fingertips_and_resumes(dataset, capsys):
     from grasp_equi.data.shards import read_shard
 
     assert main(["label-physics", "--data", str(dataset), "--trials", "1", "--quiet"]) == 0
     assert "2 shard(s) labelled now, 0 kept" in capsys.readouterr().out
     labels = _labels(dataset)
     assert len(labels) == 2
+    executed_k = {2: 0, 3: 0}
     for name, arrays in labels.items():
         shard = read_shard(dataset / name)
-        two = shard["num_contacts"] == 2
-        assert arrays["p_held"].shape == two.shape and two.any() and (~two).any()
-        assert np.isnan(arrays["p_held"][~two]).all() and (arrays["executed"][~two] == 0).all()  # no hand for K != 2
-        executed = arrays["executed"][two]
-        assert executed.max() == 1 and (arrays["held"] <= arrays["executed"]).all()
-        done = two & (arrays["executed"] > 0)
+        k = shard["num_contacts"]
+        assert arrays["p_held"].shape == k.shape and (k == 2).any() and (k == 3).any()
+        assert arrays["executed"].max() == 1 and (arrays["held"] <= arrays["executed"]).all()
+        done = arrays["executed"] > 0
         np.testing.assert_array_equal(arrays["p_held"][done], arrays["held"][done])  # one trial: 0 or 1
+        assert np.isnan(arrays["p_held"][~done]).all()
+        for kk in executed_k:
+            executed_k[kk] += int(arrays["executed"][k == kk].sum())
+    assert executed_k[2] > 0 and executed_k[3] > 0  # the jaws ran K = 2, the fingertip hand K = 3
     assert main(["label-physics", "--data", str(dataset), "--trials", "1", "--quiet"]) == 0  # nothing left to do
     assert "0 shard(s) labelled now, 2 kept" in capsys.readouterr().out
 

@@ -149,6 +149,47 @@ def test_degenerate_faces_get_no_slab_and_the_scene_compiles():
     GraspSimulator(obj.mesh, mass=0.1, pieces=pieces)  # compiles
 
 
+@pytest.fixture(scope="module")
+def hand_box():
+    from grasp_equi.physics.fingertips import FingertipSimulator
+
+    return FingertipSimulator(trimesh.creation.box(extents=BOX), mass=700.0 * float(np.prod(BOX)))
+
+
+@pytest.mark.parametrize("contacts", [
+    [[0.025, 0.0, 0.0], [-0.025, 0.01, 0.0], [-0.025, -0.01, 0.0]],
+    [[0.025, 0.01, 0.0], [0.025, -0.01, 0.0], [-0.025, 0.01, 0.0], [-0.025, -0.01, 0.0]],
+    [[0.025, 0.0, 0.01], [0.025, 0.0, -0.01], [-0.025, 0.01, 0.0], [-0.025, -0.01, 0.0], [0.0, 0.02, 0.0]],
+], ids=["K3", "K4", "K5"])
+def test_fingertips_on_opposite_faces_hold_a_box(hand_box, contacts):
+    result = hand_box.trial(np.array(contacts))
+    assert result.status == "held" and result.held and result.drift < 0.006 and result.slip < 0.005
+
+
+def test_fingertips_outside_the_friction_cone_lose_a_sphere():
+    """Three fingertips on a ring of a sphere close towards the ring's centre: 20 degrees off the surface
+    normal (inside mu = 0.5's 26.6 degree cone) they hold it; 40 degrees off, it squirts out."""
+    from grasp_equi.physics.fingertips import FingertipSimulator
+
+    sim = FingertipSimulator(trimesh.creation.icosphere(subdivisions=3, radius=0.03), mass=0.1)
+
+    def ring(polar_deg):
+        t, a = np.deg2rad(polar_deg), 2 * np.pi * np.arange(3) / 3
+        return 0.03 * np.stack([np.sin(t) * np.cos(a), np.sin(t) * np.sin(a), np.full(3, np.cos(t))], axis=1)
+
+    assert sim.trial(ring(70)).held
+    assert sim.trial(ring(50)).held is False
+
+
+def test_fingertip_trial_is_deterministic_and_refuses_bad_contacts(hand_box):
+    contacts = np.array([[0.025, 0.0, 0.0], [-0.025, 0.01, 0.0], [-0.025, -0.01, 0.0]])
+    a, b = hand_box.trial(contacts), hand_box.trial(contacts)
+    assert (a.status, a.slip, a.drift) == (b.status, b.slip, b.drift)
+    for bad in (contacts[:1], np.zeros((6, 3)), np.full((3, 3), np.nan), np.zeros((3, 2))):
+        with pytest.raises(ValueError, match="fingertip trial"):
+            hand_box.trial(bad)
+
+
 def _validate(tmp_path, name, *extra):
     out = tmp_path / f"{name}.json"
     code = main(["validate-physics", "--families", "box", "cylinder", "--objects", "1", "--grasps-per-object", "4",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+MAX_FINGERS = 5  # fingertips of the K-contact hand (grasp_equi.physics.fingertips): K = 2..5 are simulated
+
 
 @dataclass(frozen=True)
 class JawSpec:

@@ -1,13 +1,14 @@
-"""P(held) for a generated dataset's two-contact grasps, from randomised MuJoCo close/lift/shake trials.
+"""P(held) for a generated dataset's grasps, from randomised MuJoCo close/lift/shake trials.
 
 For every object of a dataset made by ``grasp-equi generate`` from the procedural families, the
 mesh is rebuilt from the manifest's seed (the generator's own ``make_object`` call), and each
-K = 2 grasp runs ``trials`` times (``trial.GraspSimulator``), each trial under its own draw of:
+grasp runs ``trials`` times (K = 2: the parallel-jaw ``trial.GraspSimulator``; K = 3..5: the
+``fingertips.FingertipSimulator`` hand), each trial under its own draw of:
 friction mu ~ U(0.3, 1.0), object density x U(0.5, 2.0), grip force ~ U(20, 60) N per finger,
 and contact noise (each contact moved by N(0, 1 mm) per axis). One draw of the physical
 parameters per (object, trial index) is compiled once and runs all of that object's grasps.
 P(held) = held / executed trials; NaN where no trial could be executed (the open gripper
-collides, the grasp is too wide, a finger lands elsewhere), for K != 2 (no hand for those yet) and
+collides, the grasp is too wide, a finger lands elsewhere), for K > 5 and
 for an object MuJoCo cannot compile (reported by name, one line, in the summary's ``failed_objects``).
 
 Output: ``DATA/physics/shard_XXXXX.npz`` per shard (``p_held`` [G] float32, ``executed`` and
@@ -28,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-LABEL_VERSION = 1
+from .jaw import MAX_FINGERS
+
+LABEL_VERSION = 2  # 2: K = 3..5 grasps with the fingertip hand
 MU_RANGE = (0.3, 1.0)
 DENSITY_SCALE = (0.5, 2.0)
 GRIP_FORCE_RANGE = (20.0, 60.0)  # N per finger
@@ -73,21 +76,25 @@ def _variant(rng: np.random.Generator, base_mass: float):
     return spec, base_mass * float(rng.uniform(*DENSITY_SCALE))
 
 
-def label_object(mesh, mass: float, contacts: np.ndarray, settings: LabelSettings,
+def label_object(mesh, mass: float, contacts: list[np.ndarray], settings: LabelSettings,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``(executed [G], held [G])`` trial counts for ``contacts`` ``[G, 2, 3]`` (mesh frame) on one object."""
+    """``(executed [G], held [G])`` trial counts for ``contacts`` (each ``(K, 3)``, mesh frame) on one object:
+    K = 2 with the parallel-jaw gripper, K = 3..5 with the fingertip hand."""
+    from .fingertips import FingertipSimulator
     from .pieces import convex_pieces
     from .trial import GraspSimulator
 
     pieces = convex_pieces(mesh)  # decomposed once, shared by every variant
     executed = np.zeros(len(contacts), dtype=np.int8)
     held = np.zeros(len(contacts), dtype=np.int8)
+    needs_hand = any(len(c) != 2 for c in contacts)
     for _ in range(settings.trials):
         spec, variant_mass = _variant(rng, mass)
-        sim = GraspSimulator(mesh, variant_mass, spec, pieces=pieces)
-        noise = rng.normal(scale=CONTACT_NOISE, size=contacts.shape)  # [G, 2, 3]
-        for g, pair in enumerate(contacts + noise):
-            result = sim.trial(pair)
+        jaws = GraspSimulator(mesh, variant_mass, spec, pieces=pieces) if any(len(c) == 2 for c in contacts) else None
+        hand = FingertipSimulator(mesh, variant_mass, spec, pieces=pieces) if needs_hand else None
+        for g, grasp in enumerate(contacts):
+            noisy = grasp + rng.normal(scale=CONTACT_NOISE, size=grasp.shape)  # [K, 3]
+            result = (jaws if len(grasp) == 2 else hand).trial(noisy)
             if result.held is not None:
                 executed[g] += 1
                 held[g] += int(result.held)
@@ -95,7 +102,7 @@ def label_object(mesh, mass: float, contacts: np.ndarray, settings: LabelSetting
 
 
 def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettings) -> dict:
-    """Label one shard's K = 2 grasps and write ``out`` atomically; returns counts and timings."""
+    """Label one shard's grasps (K = 2..5) and write ``out`` atomically; returns counts and timings."""
     from grasp_equi.data.shards import read_shard
     from grasp_equi.physics.validate import FALLBACK_DENSITY
 
@@ -105,17 +112,17 @@ def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettin
     executed = np.zeros(num_grasps, dtype=np.int8)
     held = np.zeros(num_grasps, dtype=np.int8)
     grasp_object = data["cloud_object"][data["grasp_cloud"]]  # [G]
-    two = data["num_contacts"] == 2  # [G]
+    simulated = (data["num_contacts"] >= 2) & (data["num_contacts"] <= MAX_FINGERS)  # [G]: every K the hands take
     shard_index = int(data["meta"]["shard"])  # the generator's shard number: one random stream per shard
     trials, failed = 0, []
     for o, (object_id, family) in enumerate(zip(data["object_id"], data["object_family"])):
-        rows = np.flatnonzero((grasp_object == o) & two)  # [g]
+        rows = np.flatnonzero((grasp_object == o) & simulated)  # [g]
         if len(rows) == 0:
             continue
         obj = rebuild_object(str(family), str(object_id), dataset_seed)
         mass = float(obj.mass) if obj.mass > 0 else float(FALLBACK_DENSITY * obj.mesh.convex_hull.volume)
-        starts = data["grasp_offsets"][rows]  # [g]
-        contacts = np.stack([data["contacts"][s:s + 2] for s in starts]).astype(np.float64)  # [g, 2, 3]
+        offsets = data["grasp_offsets"]
+        contacts = [data["contacts"][offsets[r]:offsets[r + 1]].astype(np.float64) for r in rows]  # each [K, 3]
         rng = np.random.default_rng([settings.seed, shard_index, o])
         try:
             executed[rows], held[rows] = label_object(obj.mesh, mass, contacts, settings, rng)
@@ -125,11 +132,11 @@ def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettin
         trials += len(rows) * settings.trials
     with np.errstate(invalid="ignore", divide="ignore"):
         p_held = np.where(executed > 0, held / np.maximum(executed, 1), np.nan).astype(np.float32)
-    p_held[~two] = np.nan
+    p_held[~simulated] = np.nan
     tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, p_held=p_held, executed=executed, held=held, meta=np.array(json.dumps(settings.key())))
     os.replace(tmp, out)
-    return {"shard": shard.name, "grasps": int(two.sum()), "trials": trials, "failed_objects": failed,
+    return {"shard": shard.name, "grasps": int(simulated.sum()), "trials": trials, "failed_objects": failed,
             "cpu_s": time.process_time() - start_cpu, "wall_s": time.perf_counter() - start}
 
 
