@@ -56,14 +56,21 @@ def surface_limits(points: np.ndarray, contacts: np.ndarray) -> tuple[np.ndarray
     scoring them): each contact's distance ``[C]`` to the cloud ``points`` ``(N, 3)`` and its limit
     ``[C]`` (``SURFACE_TOLERANCE`` x the local spacing), both in the input units. The ratio does not
     depend on units, so the verdicts are those of ``GraspScorer.score`` with a surface-oriented
-    model (the shipped one): the same deduplicated, normalised cloud and reference points."""
-    from grasp_equi.graph import normalise_contacts, prepare_cloud
+    model (the shipped one): the same deduplicated, normalised cloud and reference points, without
+    the sampling, normals and signs that the check does not need."""
+    from grasp_equi.geometry import unique_points
+    from grasp_equi.orientation import reference_indices
 
-    cloud = prepare_cloud(torch.as_tensor(np.asarray(points), dtype=torch.float64), None, 4, orientation="surface")
-    local = normalise_contacts(torch.as_tensor(np.asarray(contacts), dtype=torch.float64), cloud, torch.float64)
-    gap, spacing = surface_gaps(local, cloud.index, cloud.orientation)  # normalised units
-    scale = float(cloud.scale)
-    return gap.numpy() * scale, SURFACE_TOLERANCE * spacing.numpy() * scale  # [C], [C]
+    cloud, _ = unique_points(torch.as_tensor(np.asarray(points), dtype=torch.float64))  # [U, 3] as prepare_cloud
+    center = cloud.mean(dim=0)  # [3]
+    scale = (cloud - center).norm(dim=1).max()  # []
+    local = (cloud - center) / scale  # [U, 3] prepare_cloud's normalised frame
+    index = NeighbourIndex(local)
+    ref = local[reference_indices(local)]  # [S, 3]
+    reference = SurfaceOrientation(ref, torch.zeros_like(ref), reference_spacing(ref, index))  # spacing only
+    queries = (torch.as_tensor(np.asarray(contacts), dtype=torch.float64) - center) / scale  # [C, 3]
+    gap, spacing = surface_gaps(queries, index, reference)  # normalised units
+    return gap.numpy() * float(scale), SURFACE_TOLERANCE * spacing.numpy() * float(scale)  # [C], [C]
 
 
 def off_surface_reasons(gap: np.ndarray, spacing: np.ndarray, counts: np.ndarray, scale: float
