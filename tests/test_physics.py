@@ -221,6 +221,20 @@ def test_validate_command_is_reproducible_and_reports_agreement(tmp_path, capsys
     assert "calibrated label" in out
 
 
+def test_validate_reports_each_k_with_its_hand(tmp_path, capsys):
+    """``--k 2 3``: K = 2 trials run the jaws, K = 3 the fingertip hand; a section per K, the K = 2 trials
+    the same as a K = 2-only run (their random stream is unchanged)."""
+    both = _validate(tmp_path, "both", "--k", "2", "3")
+    only_two = _validate(tmp_path, "two_only")
+    assert set(both["per_k"]) == {"2", "3"}
+    three = [t for t in both["trials"] if t["k"] == 3]
+    assert len(three) == 8 and all(len(t["contacts"]) == 3 for t in three)
+    assert both["per_k"]["3"]["trials"] == sum(t["held"] is not None for t in three)
+    assert [t["status"] for t in both["trials"] if t["k"] == 2] == [t["status"] for t in only_two["trials"]]
+    assert all(np.isnan(t["jaw_label"]) if t["jaw_label"] is not None else True for t in three)
+    assert "K = 3" in capsys.readouterr().out
+
+
 def _row(contacts, normals, mass=0.1):
     return {"contacts": np.asarray(contacts, float).tolist(), "normals": np.asarray(normals, float).tolist(),
             "center": [0.0, 0.0, 0.0], "radius": 0.05, "mass": mass}

@@ -55,7 +55,7 @@ def plot_reliability(curves: dict[str, list[dict]], path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120)
     ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="perfectly calibrated")
-    for (name, bins), colour in zip(curves.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+    for (name, bins), colour in zip(curves.items(), plt.cm.tab10.colors):
         used = [b for b in bins if b["count"]]
         x = [b["mean_prob"] for b in used]
         y = [b["held_rate"] for b in used]

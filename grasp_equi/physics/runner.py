@@ -20,16 +20,19 @@ class ObjectJob:
     vertices: np.ndarray  # [V, 3] mesh frame, metres
     faces: np.ndarray  # [F, 3]
     mass: float  # kg
-    contacts: np.ndarray  # [G, 2, 3] mesh frame
+    contacts: np.ndarray  # [G, K, 3] mesh frame (K = 2: parallel jaws; 3..5: fingertip hand)
     spec: JawSpec
 
 
 def simulate_object(job: ObjectJob) -> list[dict]:
     """The trial results (as dicts of plain values) of one object's grasps, in order."""
-    from .trial import GraspSimulator  # imported in the worker: mujoco is not needed to plan jobs
+    # imported in the worker: mujoco is not needed to plan jobs
+    from .fingertips import FingertipSimulator
+    from .trial import GraspSimulator
 
     mesh = trimesh.Trimesh(job.vertices, job.faces, process=False)
-    sim = GraspSimulator(mesh, job.mass, job.spec)
+    hand = GraspSimulator if job.contacts.shape[1] == 2 else FingertipSimulator  # jaws for K = 2, else fingertips
+    sim = hand(mesh, job.mass, job.spec)
     out = []
     for contacts in job.contacts:
         result = asdict(sim.trial(contacts))

@@ -1,10 +1,12 @@
 """The body of ``grasp-equi validate-physics`` (arguments: ``validate_cmd``): analytic labels and model scores against MuJoCo trials.
 
-For objects of held-out families (or the user's meshes) it samples parallel-jaw grasps the
-way the dataset does, labels them with robust force closure, scores them with the model,
-and runs each grasp in MuJoCo (close, lift, shake). It reports agreement (accuracy, Cohen's
-kappa) of labels with outcomes, the model's AUC against outcomes, per family, and plots
-outcome rate vs predicted probability. ``--calibrate`` grid-searches label parameters on the
+For objects of held-out families (or the user's meshes) it samples K-contact grasps the way
+the dataset does (``--k``: K = 2 for the parallel jaws, 3..5 for the fingertip hand), labels
+them with robust force closure, scores them with the model, and runs each grasp in MuJoCo
+(close, lift, shake). It reports agreement (accuracy, Cohen's kappa) of labels with outcomes,
+the model's AUC against outcomes, per K and per family, and plots outcome rate vs predicted
+probability. The jaw-specific checks (labels at the jaws' actual contacts, the calibrated
+criterion, jaw drift) cover the K = 2 trials. ``--calibrate`` grid-searches label parameters on the
 same trials: run it on TRAINING families only, never on the families you report.
 """
 
@@ -62,20 +64,29 @@ def _objects(args) -> list:
             for fam in families for i in range(args.objects)]
 
 
-def _grasps(obj, args, rng) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Two-contact grasps ``(contacts [G, 2, 3], normals [G, 2, 3], source name per grasp)``."""
+def _grasps(obj, args, rng, k: int = 2) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """K-contact grasps ``(contacts [G, K, 3], normals [G, K, 3], source name per grasp)``; K > 2 always
+    from the dataset's sampler (``--sampler antipodal`` is a two-contact sampler)."""
     from grasp_equi.data.grasps import sample_antipodal
     from grasp_equi.data.labels import SOURCES, candidates
 
     n = args.grasps_per_object
-    if args.sampler == "dataset":
-        contacts, normals, source = candidates(obj, 2, n, rng, mu=args.label_mu)
+    if args.sampler == "dataset" or k != 2:
+        contacts, normals, source = candidates(obj, k, n, rng, mu=args.label_mu)
         return contacts, normals, [SOURCES[i] for i in source]
     n_wide = int(round(0.4 * n))
     c1, n1 = sample_antipodal(obj, n - n_wide, rng, mu=args.label_mu, cone_scale=1.0)
     c2, n2 = sample_antipodal(obj, n_wide, rng, mu=args.label_mu, cone_scale=2.0)
     return (np.concatenate([c1, c2]).reshape(-1, 2, 3), np.concatenate([n1, n2]).reshape(-1, 2, 3),
             ["antipodal"] * len(c1) + ["antipodal_wide"] * len(c2))
+
+
+def _rows(obj, k: int, contacts, normals, sources, prob, eps, scores) -> list[dict]:
+    """One report row per grasp (the trial's outcome is added after the simulation)."""
+    return [{"object": obj.name, "family": obj.family, "k": k, "source": sources[g], "mass": _mass(obj),
+             "center": obj.center.tolist(), "radius": obj.radius, "contacts": contacts[g].tolist(),
+             "normals": normals[g].tolist(), "label": float(prob[g]), "epsilon": float(eps[g]),
+             "score": float(scores[g])} for g in range(len(contacts))]
 
 
 def _mass(obj) -> float:
@@ -111,26 +122,26 @@ def run(args) -> int:
     objects = _objects(args)
     jobs, rows = [], []
     for index, obj in enumerate(objects):
-        rng = np.random.default_rng([args.seed, 1000 + index])
-        contacts, normals, sources = _grasps(obj, args, rng)
-        if len(contacts) == 0:
-            print(f"{obj.name}: no parallel-jaw grasp fits the gripper; skipped", file=sys.stderr)
-            continue
-        prob, eps = label_grasps(contacts, normals, obj.center, obj.radius, samples=args.label_samples,
-                                 sigma=args.label_sigma, mu_sigma=args.label_mu_sigma, rng=rng, mu=args.label_mu)
-        scores = np.full(len(contacts), np.nan)
-        if scorer is not None:
-            cloud, _ = complete_cloud(obj, args.cloud_points, rng)
-            scores = np.asarray(scorer.score(cloud, contacts), dtype=np.float64)
-        jobs.append(ObjectJob(np.asarray(obj.mesh.vertices), np.asarray(obj.mesh.faces), _mass(obj), contacts, spec))
-        for g in range(len(contacts)):
-            rows.append({"object": obj.name, "family": obj.family, "source": sources[g], "mass": _mass(obj),
-                         "center": obj.center.tolist(), "radius": obj.radius,
-                         "contacts": contacts[g].tolist(), "normals": normals[g].tolist(),
-                         "label": float(prob[g]), "epsilon": float(eps[g]), "score": float(scores[g])})
+        for k in sorted(set(getattr(args, "k", [2]))):
+            # K = 2 keeps the stream it always had, so earlier K = 2 reports reproduce
+            rng = np.random.default_rng([args.seed, 1000 + index] + ([] if k == 2 else [k]))
+            contacts, normals, sources = _grasps(obj, args, rng, k)
+            if len(contacts) == 0:
+                print(f"{obj.name}: no {k}-contact grasp fits the hand; skipped", file=sys.stderr)
+                continue
+            prob, eps = label_grasps(contacts, normals, obj.center, obj.radius, samples=args.label_samples,
+                                     sigma=args.label_sigma, mu_sigma=args.label_mu_sigma, rng=rng, mu=args.label_mu)
+            scores = np.full(len(contacts), np.nan)
+            if scorer is not None:
+                cloud, _ = complete_cloud(obj, args.cloud_points, rng)
+                scores = np.asarray(scorer.score(cloud, contacts), dtype=np.float64)
+            jobs.append(ObjectJob(np.asarray(obj.mesh.vertices), np.asarray(obj.mesh.faces), _mass(obj), contacts,
+                                  spec))
+            rows += _rows(obj, k, contacts, normals, sources, prob, eps, scores)
     if not rows:
         raise ValueError("no grasps to simulate")
     results = [r for per_object in run_jobs(jobs, args.workers) for r in per_object]
+
     for row, res in zip(rows, results):
         row.update({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()})
     _relabel_at_jaws(rows, args)
@@ -176,7 +187,7 @@ def _relabel_at_jaws(rows: list[dict], args) -> None:
     for row in rows:
         jaw = np.asarray(row["jaw_contacts"], dtype=np.float64)
         row["jaw_label"] = float("nan")
-        if np.isfinite(jaw).all():
+        if row["k"] == 2 and np.isfinite(jaw).all():
             p, _ = label_grasps(jaw[None], np.asarray(row["jaw_normals"])[None], np.asarray(row["center"]),
                                 row["radius"], samples=args.label_samples, sigma=args.label_sigma,
                                 mu_sigma=args.label_mu_sigma, rng=rng, mu=args.label_mu)
@@ -187,14 +198,15 @@ def _label_calibrated(rows: list[dict], args) -> None:
     """``calibrated_stable`` of every trial by the criterion chosen on training families."""
     from .calibrate import CALIBRATED, criterion_stable
 
-    stable = criterion_stable(rows, CALIBRATED, args.grip_force, args.label_samples,
-                              np.random.default_rng([args.seed, 11]))
-    for row, value in zip(rows, stable):
+    pairs = [r for r in rows if r["k"] == 2]  # a jaw criterion: K = 2 only
+    stable = criterion_stable(pairs, CALIBRATED, args.grip_force, args.label_samples,
+                              np.random.default_rng([args.seed, 11])) if pairs else []
+    for row, value in zip(pairs, stable):
         row["calibrated_stable"] = bool(value)
 
 
 def _calibrated_section(rows: list[dict]) -> dict:
-    counted = _counted(rows)
+    counted = [r for r in _counted(rows) if r["k"] == 2]
     return agreement(np.array([float(r["calibrated_stable"]) for r in counted]),
                      np.array([r["held"] for r in counted], dtype=bool), 0.5)
 
@@ -238,15 +250,18 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
         "model_skipped": skip_reason or None,
         "statuses": statuses,
         "overall": _section(rows, has_scores, thr),
+        "per_k": {str(k): _section([r for r in rows if r["k"] == k], has_scores, thr)
+                  for k in sorted({r["k"] for r in rows})},
         "per_family": {f: _section([r for r in rows if r["family"] == f], has_scores, thr)
                        for f in sorted({r["family"] for r in rows})},
         "per_source": {s: _section([r for r in rows if r["source"] == s], has_scores, thr)
                        for s in sorted({r["source"] for r in rows})},
     }
-    drift = np.array([r["drift"] for r in counted], dtype=np.float64)
+    pairs = [r for r in counted if r["k"] == 2]
+    drift = np.array([r["drift"] for r in pairs], dtype=np.float64)
     report["by_jaw_drift"] = {}
     for lo, hi in ((0.0, 0.004), (0.004, 0.008), (0.008, 0.015), (0.015, np.inf)):
-        sel = [r for r, d in zip(counted, drift) if lo <= d < hi]
+        sel = [r for r, d in zip(pairs, drift) if lo <= d < hi]
         report["by_jaw_drift"][f"{lo * 1000:g}-{hi * 1000:g}mm"] = _section(sel, has_scores, thr)
     jaw = [r for r in counted if np.isfinite(r["jaw_label"]) and r["status"] != "rotated"]
     report["jaw_contact_labels"] = agreement(np.array([r["jaw_label"] for r in jaw]),
@@ -262,6 +277,10 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
     report["reliability"] = {"label": reliability(np.array([r["label"] for r in counted]), held)}
     if has_scores:
         report["reliability"]["model"] = reliability(np.array([r["score"] for r in counted]), held)
+        for k in report["per_k"]:
+            sel = [r for r in counted if r["k"] == int(k)]
+            report["reliability"][f"model_k{k}"] = reliability(np.array([r["score"] for r in sel]),
+                                                               np.array([r["held"] for r in sel], dtype=bool))
     return report
 
 
@@ -280,6 +299,9 @@ def _fmt(section: dict) -> str:
 def _print(report: dict) -> None:
     print(f"trial outcomes: {report['statuses']}")
     print(f"overall        {_fmt(report['overall'])}")
+    for k, sec in report["per_k"].items():
+        if sec["trials"] and len(report["per_k"]) > 1:
+            print(f"  K = {k}        {_fmt(sec)}")
     for name, sec in report["per_family"].items():
         if sec["trials"]:
             print(f"  {name:13s}{_fmt(sec)}")
@@ -308,6 +330,8 @@ def _plot(rows: list[dict], report: dict, path: Path) -> None:
     curves = {"robust force-closure label": report["reliability"]["label"]}
     if "model" in report["reliability"]:
         curves[f"model ({report['config']['model']})"] = report["reliability"]["model"]
+        if len(report["per_k"]) > 1:
+            curves.update({f"model, K = {k}": report["reliability"][f"model_k{k}"] for k in report["per_k"]})
     fams = ", ".join(report["per_family"])
     ov, cal = report["overall"], report["calibrated_labels"]["overall"]
     title = (f"MuJoCo close/lift/shake, {ov['trials']} trials ({fams})\n"

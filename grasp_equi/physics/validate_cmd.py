@@ -13,7 +13,7 @@ from pathlib import Path
 from grasp_equi.cli_types import device, nonneg_float, nonneg_int, positive_float, positive_int, unit_fraction
 from grasp_equi.data.units import UNITS
 from grasp_equi.physics.agreement import STABLE_THRESHOLD
-from grasp_equi.physics.jaw import JawSpec
+from grasp_equi.physics.jaw import MAX_FINGERS, JawSpec
 
 
 def add_arguments(parser) -> None:
@@ -26,7 +26,10 @@ def add_arguments(parser) -> None:
                         help="splits.json (or a dataset directory holding one) naming the held-out families "
                              "(default: the built-in split)")
     parser.add_argument("--objects", type=positive_int, default=16, help="objects per family (or meshes, at most)")
-    parser.add_argument("--grasps-per-object", type=positive_int, default=6)
+    parser.add_argument("--grasps-per-object", type=positive_int, default=6, help="per object and K")
+    parser.add_argument("--k", type=int, nargs="+", default=[2], choices=range(2, MAX_FINGERS + 1), metavar="K",
+                        help="contacts per grasp, one or more of 2..5: K = 2 with the parallel jaws, K = 3..5 "
+                             "with the fingertip hand (the report has a section per K)")
     parser.add_argument("--sampler", choices=("dataset", "antipodal"), default="dataset",
                         help="dataset: the training data's K=2 mix (antipodal, perturbed, random pairs); "
                              "antipodal: only jaw-reachable pairs, 40%% of them tilted up to twice the friction cone")
