@@ -14,7 +14,7 @@ from grasp_equi_gui.scoring import STD_SUFFIX
 
 # columns, when the scene has those scores (the first one sorts); last the ensembles' spreads
 SCORE_KEYS = (*PRIMARY_KEYS, EQUIVARIANT + STD_SUFFIX, BASELINE + STD_SUFFIX)
-HEADERS = {EQUIVARIANT + STD_SUFFIX: "σ (ensemble)", BASELINE + STD_SUFFIX: "baseline σ"}
+HEADERS = {EQUIVARIANT + STD_SUFFIX: "σ", BASELINE + STD_SUFFIX: "baseline σ"}  # short: the columns are narrow
 
 
 class GraspTable(QTableWidget):

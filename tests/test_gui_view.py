@@ -222,7 +222,7 @@ def test_table_lists_the_ensembles_sigma_per_grasp(qtbot, window):
     load_scored_sample(qtbot, window)
     table, scene = window.table, window.scene
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    column = headers.index("σ (ensemble)")
+    column = headers.index("σ")
     sigma = scene.scores[EQUIVARIANT + "_std"]
     for row, grasp in enumerate(table.row_grasps):
         assert table.item(row, column).text() == f"{sigma[grasp]:.4f}"
