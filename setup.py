@@ -1,5 +1,6 @@
 """ament_python package definition (works with colcon and with plain pip)."""
 
+import os
 from glob import glob
 from pathlib import Path
 
@@ -30,14 +31,15 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*", GUI, f"{GUI}.*"]),
-    package_data={PACKAGE: ["weights/*.safetensors", "weights/*.md", "weights/*.json"]},
+    package_data={PACKAGE: ["weights/*.safetensors", "weights/*.md", "weights/*.json", "weights/ensembles/*.safetensors"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
-        (f"share/{PACKAGE}/weights", glob(f"{PACKAGE}/weights/*")),
+        (f"share/{PACKAGE}/weights", [f for f in glob(f"{PACKAGE}/weights/*") if os.path.isfile(f)]),
+        (f"share/{PACKAGE}/weights/ensembles", glob(f"{PACKAGE}/weights/ensembles/*.safetensors")),
     ],
     install_requires=core_requirements(),
     zip_safe=True,
