@@ -166,6 +166,16 @@ def test_fingertips_on_opposite_faces_hold_a_box(hand_box, contacts):
     assert result.status == "held" and result.held and result.drift < 0.006 and result.slip < 0.005
 
 
+def test_fingertips_hold_a_light_small_cube():
+    """Regression: MuJoCo's contact stiffness scales with mass; 40 N fingertips sank 1-2 cm into a 3 g, 2 cm
+    cube (off_target) while jaws held it. Light objects are simulated at MIN_MASS."""
+    from grasp_equi.physics.fingertips import FingertipSimulator
+
+    sim = FingertipSimulator(trimesh.creation.box(extents=[0.02] * 3), mass=350.0 * 0.02 ** 3)
+    result = sim.trial(np.array([[0.01, 0.0, 0.0], [-0.01, 0.0025, 0.0], [-0.01, -0.0025, 0.0]]))
+    assert result.status == "held" and result.drift < 0.003
+
+
 def test_fingertips_outside_the_friction_cone_lose_a_sphere():
     """Three fingertips on a ring of a sphere close towards the ring's centre: 20 degrees off the surface
     normal (inside mu = 0.5's 26.6 degree cone) they hold it; 40 degrees off, it squirts out."""
@@ -183,8 +193,13 @@ def test_fingertips_outside_the_friction_cone_lose_a_sphere():
 
 def test_fingertip_trial_is_deterministic_and_refuses_bad_contacts(hand_box):
     contacts = np.array([[0.025, 0.0, 0.0], [-0.025, 0.01, 0.0], [-0.025, -0.01, 0.0]])
-    a, b = hand_box.trial(contacts), hand_box.trial(contacts)
+    a = hand_box.trial(contacts)
+    five = np.array([[0.025, 0.0, 0.01], [0.025, 0.0, -0.01], [-0.025, 0.01, 0.0], [-0.025, -0.01, 0.0],
+                     [0.0, 0.02, 0.0]])
+    hand_box.trial(five)  # regression: a K = 5 trial left its mounts turned, and the next K = 3 trial moved
+    b = hand_box.trial(contacts)
     assert (a.status, a.slip, a.drift) == (b.status, b.slip, b.drift)
+    assert hand_box.trial(np.array([[0.1, 0.0, 0.0], [-0.1, 0.0, 0.0], [0.0, 0.02, 0.0]])).status == "too_wide"
     for bad in (contacts[:1], np.zeros((6, 3)), np.full((3, 3), np.nan), np.zeros((3, 2))):
         with pytest.raises(ValueError, match="fingertip trial"):
             hand_box.trial(bad)

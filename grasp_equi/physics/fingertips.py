@@ -5,7 +5,8 @@ own prismatic joint, closing from outside the object towards the centre of the g
 through its sampled contact, pushed by a position actuator whose force is limited to
 ``grip_force`` (the jaw trial's randomised grip). The fingers' mounts are placed per trial
 (``model.body_pos``/``body_quat``), so one compiled scene per object serves every grasp; unused
-fingers are parked far away. The hand is welded to a mocap body, as the jaws' is.
+fingers rest at the hand's origin with their contacts off. Objects lighter than ``MIN_MASS`` are
+simulated at that mass (MuJoCo's contact stiffness scales with mass). The hand is welded to a mocap body, as the jaws' is.
 
 Timeline (``FingertipSimulator.trial``), the jaw trial's (``grasp_equi.physics.trial``):
 1. place each open fingertip ``OPEN_OFFSETS`` behind its contact on its closing line; every
@@ -37,11 +38,15 @@ from .trial import (HOLD_TIME, LIFT, LIFT_TIME, MAX_CLOSE_ROTATION, MAX_SLIP, MA
 
 OPEN_OFFSETS = (0.015, 0.025, 0.04)  # m behind the contact where an open fingertip starts, tried in order
 TRAVEL = 0.03  # m a fingertip may move past its contact while closing (then it has missed)
-PARK = 10.0  # m: where unused fingers wait
 CLOSE_TIME = 0.5
 HOLD_STIFFNESS = 3.0  # while holding, a servo may push up to this many times grip_force back
 HOLD_KP = 4000.0  # N/m of a holding servo: stable at a 2 ms step with a 50 g fingertip (omega dt ~ 0.6)
 TIP_MASS = 0.05  # kg
+# MuJoCo's soft contacts and welds scale their stiffness with the bodies' mass: 40 N fingertips sank
+# 1-2 cm into a 3 g object. (A fixed stiffness instead is unstable at a 2 ms step for such a body.)
+# Lighter objects are simulated at this mass: their weight is far below any grip (20 N) either way.
+MIN_MASS = 0.03  # kg
+MAX_REACH = 0.06  # m from the grasp centre to a contact: a 12 cm hand span (the jaws open 10.5 cm)
 
 
 def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: np.ndarray, spec: JawSpec,
@@ -57,7 +62,7 @@ def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: 
     radius = spec.pad_radius if spec.pad_radius > 0 else 0.005
     fingers, actuators, excludes = [], [], []
     for k in range(MAX_FINGERS):
-        fingers.append(f"""      <body name="mount{k}" pos="{PARK + k} 0 0">
+        fingers.append(f"""      <body name="mount{k}">
         <body name="tip{k}" gravcomp="1">
           <joint name="tip{k}" type="slide" axis="0 0 1" range="0 {TRAVEL + OPEN_OFFSETS[-1]}" damping="{damping:.6g}"/>
           <geom name="tip{k}" type="sphere" size="{radius}" friction="{friction}" condim="4" solref="{SOLREF}"
@@ -119,6 +124,7 @@ class FingertipSimulator:
         if not (np.isfinite(mass) and mass > 0):
             raise ValueError(f"object mass must be positive; got {mass}")
         self.pieces = convex_pieces(mesh) if pieces is None else pieces
+        mass = max(mass, MIN_MASS)  # see MIN_MASS
         com, inertia = object_inertial(mesh, mass)
         self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.pieces, mass, com, inertia, self.spec, timestep))
         self.data = mujoco.MjData(self.model)
@@ -134,14 +140,17 @@ class FingertipSimulator:
         self.hand_qpos = m.jnt_qposadr[name(mujoco.mjtObj.mjOBJ_JOINT, "hand")]
         self.hold = name(mujoco.mjtObj.mjOBJ_EQUALITY, "hold")
         self.gravity = m.opt.gravity.copy()
-        self.parked = m.body_pos[self.mounts].copy()
         self.close_kp = float(m.actuator_gainprm[0, 0])
 
     def _place(self, contacts: np.ndarray, offset: float) -> np.ndarray:
-        """Mount each used fingertip ``offset`` behind its contact, facing the grasp centre; returns the centre."""
+        """Mount each used fingertip ``offset`` behind its contact, facing the grasp centre; the others sit at the
+        hand's origin with their contacts off (far away, they made the hand's inertia, so how it follows the
+        shake, depend on K). Returns the centre."""
         m, d = self.model, self.data
         centre = contacts.mean(axis=0)
-        m.body_pos[self.mounts] = self.parked
+        m.body_pos[self.mounts], m.body_quat[self.mounts] = 0.0, [1.0, 0.0, 0.0, 0.0]
+        m.geom_contype[self.tips], m.geom_conaffinity[self.tips] = 0, 0
+        m.geom_contype[self.tips[:len(contacts)]], m.geom_conaffinity[self.tips[:len(contacts)]] = 1, 1
         for k, contact in enumerate(contacts):
             inward = centre - contact
             inward /= np.linalg.norm(inward)
@@ -201,6 +210,8 @@ class FingertipSimulator:
         if np.linalg.norm(contacts - contacts.mean(axis=0), axis=1).min() < 1e-6:
             raise ValueError("a contact sits at the grasp centre: no closing direction")
         num = len(contacts)
+        if np.linalg.norm(contacts - contacts.mean(axis=0), axis=1).max() > MAX_REACH:
+            return TrialResult("too_wide", None)
         for offset in OPEN_OFFSETS:
             centre = self._place(contacts, offset)
             if not self._collides(num):

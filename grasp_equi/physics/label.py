@@ -31,7 +31,7 @@ import numpy as np
 
 from .jaw import MAX_FINGERS
 
-LABEL_VERSION = 2  # 2: K = 3..5 grasps with the fingertip hand
+LABEL_VERSION = 3  # 2: K = 3..5 grasps with the fingertip hand; 3: its light-object and reset fixes
 MU_RANGE = (0.3, 1.0)
 DENSITY_SCALE = (0.5, 2.0)
 GRIP_FORCE_RANGE = (20.0, 60.0)  # N per finger
@@ -94,7 +94,10 @@ def label_object(mesh, mass: float, contacts: list[np.ndarray], settings: LabelS
         hand = FingertipSimulator(mesh, variant_mass, spec, pieces=pieces) if needs_hand else None
         for g, grasp in enumerate(contacts):
             noisy = grasp + rng.normal(scale=CONTACT_NOISE, size=grasp.shape)  # [K, 3]
-            result = (jaws if len(grasp) == 2 else hand).trial(noisy)
+            try:
+                result = (jaws if len(grasp) == 2 else hand).trial(noisy)
+            except ValueError:  # contacts that define no closing direction: this trial is not executed
+                continue
             if result.held is not None:
                 executed[g] += 1
                 held[g] += int(result.held)
