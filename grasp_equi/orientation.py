@@ -231,6 +231,8 @@ class SurfaceOrientation:
         ``index`` a ``NeighbourIndex`` over it for the PCA normals of the reference points.
         ``method``: "surface" (hull anchors and a spanning forest, numpy/scipy on the CPU; above) or
         "harmonic" (one least-squares solve in torch on the cloud's device, ``grasp_equi.orientation_solve``)."""
+        if method not in SURFACE_RULES:
+            raise ValueError(f"unknown orientation method {method!r}; expected one of {SURFACE_RULES}")
         picks = reference_indices(local, num_reference).to(local.device)  # [S]
         points = local[picks].double()  # [S, 3]
         eigval, eigvec, dist = local_pca(points, index.cloud, normal_k, index, return_distances=True)
@@ -241,7 +243,9 @@ class SurfaceOrientation:
             from grasp_equi.orientation_solve import harmonic_signs
 
             roughness = eigval[:, 0].clamp_min(0.0).sqrt()  # [S] RMS distance of the neighbourhood off the plane
-            return cls(points, nrm * harmonic_signs(points, nrm, variation, roughness)[:, None], spacing)
+            radius = float(local.double().norm(dim=1).max()) if len(local) else 1.0  # 1 in the scorer's frame
+            sign = harmonic_signs(points, nrm, variation, roughness, max(radius, 1e-12), graph_k)  # [S]
+            return cls(points, nrm * sign[:, None], spacing)
         sign = _surface_signs(points.cpu().numpy(), nrm.cpu().numpy(), variation.cpu().numpy(), graph_k)  # [S]
         return cls(points, nrm * torch.from_numpy(sign).to(nrm.device)[:, None], spacing)
 

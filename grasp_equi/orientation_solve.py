@@ -156,18 +156,20 @@ def solve_signs(num: int, src: torch.Tensor, dst: torch.Tensor, coupling: torch.
 
 
 def harmonic_signs(points: torch.Tensor, normals: torch.Tensor, variation: torch.Tensor,
-                   roughness: torch.Tensor | None = None) -> torch.Tensor:
+                   roughness: torch.Tensor | None = None, radius: float = 1.0, graph_k: int = GRAPH_K) -> torch.Tensor:
     """Factor ``[S]`` in [-1, 1] that turns unsigned ``normals`` ``[S, 3]`` at ``points`` ``[S, 3]``
-    (centred, object radii; ``variation`` ``[S]`` the PCA surface variation) outward:
-    ``soft_sign`` of the least-squares signs (module docstring)."""
-    src, dst, kernel = reference_graph(points)  # [E] x3
-    tolerance = SUPPORT_TOLERANCE + (0.0 if roughness is None else ROUGHNESS_TOLERANCE * roughness)  # [S]
+    (centred on the cloud's centroid; ``variation`` ``[S]`` the PCA surface variation, ``roughness`` ``[S]``
+    the RMS of each neighbourhood off its tangent plane, ``radius`` the cloud's: 1 in the scorer's
+    normalised frame, in which case lengths are object radii) outward: ``soft_sign`` of the
+    least-squares signs (module docstring)."""
+    src, dst, kernel = reference_graph(points, graph_k)  # [E] x3
+    tolerance = SUPPORT_TOLERANCE * radius + (0.0 if roughness is None else ROUGHNESS_TOLERANCE * roughness)  # [S]
     anchor = support_anchors(points, normals, src, dst, tolerance)  # [S]: every candidate's plane votes
     near = kernel > 0  # relations: the smooth k-neighbourhood only
     src, dst, kernel = src[near], dst[near], kernel[near]  # [e] x3
     relation, confidence = edge_rules(points, normals, variation, src, dst)  # [e] x2
     keep = confidence > 0
-    radial = points / points.norm(dim=1, keepdim=True).clamp_min(SIGN_FLOOR)  # [S, 3]
+    radial = points / points.norm(dim=1, keepdim=True).clamp_min(SIGN_FLOOR * radius)  # [S, 3]
     prior = (radial * normals).sum(dim=1)  # [S] cosine to "away from the centroid"
     s = solve_signs(points.shape[0], src[keep], dst[keep], (kernel * confidence)[keep], relation[keep],
                     anchor, prior)  # [S]

@@ -127,3 +127,18 @@ def test_active_learning_script_runs_both_strategies(fitted, tmp_path):
     # the baseline's features move with the pose: its copies look new
     assert pointnet["max_feature_distance_to_a_labelled_grasp"] > KNOWN_RADIUS
     assert (tmp_path / "active_learning.png").stat().st_size > 5_000
+
+
+def test_acquisition_fades_known_grasps_and_does_not_depend_on_the_other_candidates():
+    from grasp_equi.training.ensemble import KNOWN_RADIUS, acquisition_scores
+
+    labelled = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    sigma = torch.tensor([0.2, 0.2, 0.2])
+    features = torch.tensor([[1.0, 0.0], [1.0, 0.5 * KNOWN_RADIUS], [5.0, 5.0]])  # a copy, a near one, a new one
+    scores = acquisition_scores(sigma, features, labelled)
+    assert scores[0] == 0.0 and 0.0 < scores[1] < 0.2 and scores[2] == pytest.approx(0.2)
+    # the same candidate alone scores the same (the scale comes from the labelled set)
+    assert acquisition_scores(sigma[1:2], features[1:2], labelled)[0] == scores[1]
+    assert torch.equal(acquisition_scores(sigma, features, labelled[:0]), sigma)  # nothing labelled yet
+    with pytest.raises(ValueError, match="acquisition_scores"):
+        acquisition_scores(sigma, features, labelled[0])

@@ -48,6 +48,8 @@ def fit_readout_ensemble(features: torch.Tensor, labels: torch.Tensor, members: 
     from grasp_equi.training.metrics import STABLE_THRESHOLD
 
     num = features.shape[0]
+    if num == 0:
+        raise ValueError("no labelled grasps to fit an ensemble on")
     w_stable, w_unstable = label_weights(labels.numpy(), STABLE_THRESHOLD)  # the training loop's class balance
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -90,17 +92,23 @@ KNOWN_RADIUS = 0.05  # feature distance (over the median feature norm) within wh
 def acquisition_scores(sigma: torch.Tensor, features: torch.Tensor, labelled: torch.Tensor,
                        radius: float = KNOWN_RADIUS) -> torch.Tensor:
     """Which grasps to label next ``[G]``: the spread ``sigma`` ``[G]``, faded to 0 for a grasp whose pooled
-    features ``[G, d]`` lie within ``radius`` (relative to the median feature norm) of a labelled grasp's
-    ``[L, d]``: its label is known already.
+    features ``[G, d]`` lie within ``radius`` (relative to the labelled grasps' median feature norm) of a
+    labelled grasp's ``[L, d]``: its label is known already. ``ValueError`` for mismatched shapes.
 
     With invariant features a rotated or moved copy of a labelled object is such a grasp (its
     features equal the original's up to float rounding, ~1e-3 of this radius), so no label is spent
     on it; a non-invariant model's features move with the pose and cannot tell. Linear in the
     distance below ``radius``: no threshold that rounding could flip.
     """
+    if features.ndim != 2 or labelled.ndim != 2 or labelled.shape[1] != features.shape[1] or \
+            sigma.shape != features.shape[:1]:
+        raise ValueError(f"acquisition_scores: sigma [G], features [G, d] and labelled [L, d] expected; got "
+                         f"{tuple(sigma.shape)}, {tuple(features.shape)}, {tuple(labelled.shape)}")
     if labelled.shape[0] == 0:
         return sigma
-    scale = features.norm(dim=1).median().clamp_min(1e-12)
+    labelled = labelled.to(features.dtype)
+    # the labelled set's scale: a candidate's score does not depend on which other candidates are asked about
+    scale = labelled.norm(dim=1).median().clamp_min(1e-12)
     nearest = torch.cdist(features, labelled).min(dim=1).values / scale  # [G]
     return sigma * (nearest / radius).clamp(max=1.0)
 
