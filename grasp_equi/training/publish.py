@@ -127,7 +127,8 @@ def write_model_card(weights_dir: Path) -> Path:
         "families the label agrees with MuJoCo lift-and-shake trials on 78.5 % of grasps (docs/physics.md,",
         "physics validation), and force closure ignores the object's weight.",
         "Training objects are procedural shapes; held-out numbers below are on families never seen in",
-        "training, not on real household scans. `make train` reproduces the shipped file from scratch.",
+        "training, not on real household scans. `make train` trains the shipped architecture from scratch;",
+        "each section's command says how that file was made (`--init`: fine-tuned from earlier weights).",
         "",
     ]
     for f in files:
