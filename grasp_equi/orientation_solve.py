@@ -16,16 +16,15 @@ discrete steps (a convex hull, a spanning tree, patch votes) with continuous one
 
 The signs ``s`` ``[S]`` minimise ``Σ_e c_e (s_i - r_e s_j)² + w Σ_i |a_i| (s_i - sign a_i)² + ε Σ_i (s_i - f_i)²``
 (a signed graph Laplacian, as in spectral normal orientation, e.g. Schertler et al., "Towards
-globally optimal normal orientations for large point clouds", CGF 2017), solved by a fixed number
-of Jacobi-preconditioned conjugate-gradient steps: a continuous function of the points, so a rigid
-motion moves the result only by rounding. Each normal is then scaled by ``soft_sign(s_i)``: where
+globally optimal normal orientations for large point clouds", CGF 2017), solved exactly (a sparse
+LU on the CPU, a dense solve on a GPU): a continuous function of the points, so a rigid motion
+moves the result only by rounding. Each normal is then scaled by ``soft_sign(s_i)``: where
 the evidence conflicts (a frustrated loop at a thin wall) it shortens instead of flipping.
 """
 
 from __future__ import annotations
 
-import warnings
-
+import numpy as np
 import torch
 
 from grasp_equi.geometry import NeighbourIndex, QUERY_FACTOR, SIGN_FLOOR, neighbourhood_weights, soft_sign
@@ -36,8 +35,6 @@ ROUGHNESS_TOLERANCE = 4.0  # ... plus this many times the point's roughness, the
 # plane: depth noise tilts the planes PCA normals span (4: single-view sign accuracy that of the "surface" rule; 6+ mistakes a torus' thin tube's curvature for noise)
 ANCHOR_WEIGHT = 10.0  # an anchor outweighs the relations of its ~8 neighbours: on the hull the hull decides
 PRIOR_WEIGHT = 1e-3  # the centroid prior's weight, against relations of weight ~1
-CG_STEPS = 200  # fixed, so the result is the same function of the input in every pose. Converged (~1e-10) on
-# single views, where 100 steps were not: an unconverged iterate amplified 1e-10 input rounding to 1e-4
 MAX_VARIATION = 0.05  # above this surface variation a point is on a rim, not a smooth patch
 MIN_SMOOTH_DOT = 0.7  # neighbours on one smooth patch: normals within ~45 degrees (up to sign)
 MIN_FOLD = 0.5  # an edge 30+ degrees off both tangent planes crosses a fold or a wall
@@ -116,43 +113,28 @@ def reference_graph(points: torch.Tensor, k: int = GRAPH_K) -> tuple[torch.Tenso
 
 
 def solve_signs(num: int, src: torch.Tensor, dst: torch.Tensor, coupling: torch.Tensor, relation: torch.Tensor,
-                anchor: torch.Tensor, prior: torch.Tensor, steps: int = CG_STEPS) -> torch.Tensor:
+                anchor: torch.Tensor, prior: torch.Tensor, dense: bool | None = None) -> torch.Tensor:
     """``s`` ``[num]`` minimising the quadratic in the module docstring (``coupling`` ``[E]`` = c_e,
-    ``relation`` ``[E]`` = r_e, ``anchor`` ``[num]`` = a_i, ``prior`` ``[num]`` = f_i), by ``steps``
-    Jacobi-preconditioned conjugate-gradient steps from 0 (the matrix is symmetric positive definite:
-    a signed Laplacian plus a positive diagonal)."""
+    ``relation`` ``[E]`` = r_e, ``anchor`` ``[num]`` = a_i, ``prior`` ``[num]`` = f_i): the normal equations
+    ``A s = b``, ``A`` a signed graph Laplacian plus a positive diagonal (symmetric positive definite),
+    solved exactly: SciPy's sparse LU (SuperLU) on the CPU, a dense ``torch.linalg.solve`` on a GPU
+    (~1k unknowns; ``dense`` forces either). Exact, not iterative: an unconverged iterate is a fragile function of its input
+    (100 conjugate-gradient steps amplified 1e-10 input rounding to 1e-4 on a single view)."""
     diag = ANCHOR_WEIGHT * anchor.abs() + PRIOR_WEIGHT  # [num]
     diag = diag.index_add(0, src, coupling).index_add(0, dst, coupling)  # [num]
-    rows = torch.cat([src, dst])  # [2E]: both halves of each symmetric off-diagonal term
-    by_row = torch.argsort(rows, stable=True)  # [2E]
-    row_starts = torch.zeros(num + 1, dtype=torch.long, device=rows.device)
-    row_starts[1:] = torch.cumsum(torch.bincount(rows, minlength=num), 0)  # [num + 1]
-    # CSR built directly (a repeated (row, col) pair is summed by the product, as coalescing would)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        off = torch.sparse_csr_tensor(row_starts, torch.cat([dst, src])[by_row],
-                                      torch.cat([-coupling * relation] * 2)[by_row], (num, num))
+    every = torch.arange(num, device=diag.device)
+    rows = torch.cat([src, dst, every])  # [2E + num]: both halves of each symmetric term, then the diagonal
+    cols = torch.cat([dst, src, every])  # [2E + num]
+    values = torch.cat([-coupling * relation, -coupling * relation, diag])  # [2E + num]
     rhs = ANCHOR_WEIGHT * anchor + PRIOR_WEIGHT * prior  # [num]
+    if not (rhs.device.type != "cpu" if dense is None else dense):
+        import scipy.sparse
+        import scipy.sparse.linalg
 
-    def matvec(x: torch.Tensor) -> torch.Tensor:
-        return diag * x + torch.mv(off, x)  # [num]
-
-    tiny = torch.finfo(rhs.dtype).tiny
-    x = torch.zeros_like(rhs)
-    residual = rhs.clone()
-    z = residual / diag
-    direction = z.clone()
-    rz = torch.dot(residual, z)
-    for _ in range(steps):
-        step_dir = matvec(direction)  # [num]
-        alpha = rz / torch.dot(direction, step_dir).clamp_min(tiny)
-        x.add_(alpha * direction)
-        residual.sub_(alpha * step_dir)
-        z = residual / diag
-        rz_next = torch.dot(residual, z)
-        direction = z + (rz_next / rz.clamp_min(tiny)) * direction
-        rz = rz_next
-    return x
+        matrix = scipy.sparse.csc_matrix((values.numpy(), (rows.numpy(), cols.numpy())), shape=(num, num))  # sums repeats
+        return torch.from_numpy(np.atleast_1d(scipy.sparse.linalg.spsolve(matrix, rhs.numpy())))
+    dense = torch.zeros(num, num, dtype=rhs.dtype, device=rhs.device).index_put_((rows, cols), values, accumulate=True)
+    return torch.linalg.solve(dense, rhs)
 
 
 def harmonic_signs(points: torch.Tensor, normals: torch.Tensor, variation: torch.Tensor,

@@ -97,7 +97,7 @@ def test_harmonic_signs_are_invariant_and_orient_a_box(rng):
 def test_single_views_of_every_family_orient_the_same_in_any_pose(rng):
     """Rendered single views (the dataset's): the solve is converged, so input rounding (~1e-10 after
     the neighbour search and PCA) stays ~1e-10 in the reference normals instead of being amplified
-    (100 CG steps left 1e-4 on a box view)."""
+    (an iterative solve stopped after 100 CG steps left 1e-4 on a box view)."""
     from grasp_equi.data.clouds import partial_cloud
     from grasp_equi.data.objects import FAMILIES, make_object
     from grasp_equi.geometry import NeighbourIndex
@@ -116,8 +116,8 @@ def test_single_views_of_every_family_orient_the_same_in_any_pose(rng):
 
 
 def test_regression_box_view_where_an_unconverged_solve_amplified_rounding():
-    """The single view that found it: with 100 CG steps its reference normals moved by 1.6e-4 under
-    a rigid motion (inputs differed by 1e-10); converged, they move by ~1e-10."""
+    """The single view that found it: with an iterative solve stopped after 100 CG steps its reference
+    normals moved by 1.6e-4 under a rigid motion (inputs differed by 1e-10); solved exactly, ~1e-10."""
     from grasp_equi.data.clouds import partial_cloud
     from grasp_equi.data.objects import make_object
     from grasp_equi.geometry import NeighbourIndex
@@ -135,3 +135,19 @@ def test_regression_box_view_where_an_unconverged_solve_amplified_rounding():
 
     moved = reference_normals(points @ rot.T + np.array([3.0, -7.0, 100.0]))
     assert (reference_normals(points) @ torch.as_tensor(rot).T - moved).abs().max() < 1e-7
+
+
+def test_sparse_and_dense_solves_agree(rng):
+    """The CPU path (SciPy's sparse LU) and the GPU path (a dense solve), both run here on the CPU."""
+    num = 300
+    src = torch.as_tensor(rng.integers(0, num, 2000))
+    dst = torch.as_tensor(rng.integers(0, num, 2000))
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    coupling = torch.as_tensor(rng.uniform(0.0, 1.0, len(src)))
+    relation = torch.as_tensor(rng.choice([-1.0, 1.0], len(src)))
+    anchor = torch.as_tensor(rng.uniform(-1.0, 1.0, num) * (rng.uniform(size=num) < 0.1))
+    prior = torch.as_tensor(rng.uniform(-1.0, 1.0, num))
+    sparse = solve_signs(num, src, dst, coupling, relation, anchor, prior, dense=False)
+    dense = solve_signs(num, src, dst, coupling, relation, anchor, prior, dense=True)
+    assert sparse.shape == (num,) and (sparse - dense).abs().max() < 1e-9
