@@ -94,12 +94,12 @@ def test_harmonic_signs_are_invariant_and_orient_a_box(rng):
     assert (moved - factor).abs().max() < 1e-9
 
 
-def test_single_views_of_every_family_orient_the_same_in_any_pose(rng):
+def test_single_views_of_many_families_orient_the_same_in_any_pose(rng):
     """Rendered single views (the dataset's): the solve is converged, so input rounding (~1e-10 after
     the neighbour search and PCA) stays ~1e-10 in the reference normals instead of being amplified
     (an iterative solve stopped after 100 CG steps left 1e-4 on a box view)."""
     from grasp_equi.data.clouds import partial_cloud
-    from grasp_equi.data.objects import FAMILIES, make_object
+    from grasp_equi.data.objects import make_object
     from grasp_equi.geometry import NeighbourIndex
     from grasp_equi.orientation import SurfaceOrientation
 
@@ -108,7 +108,8 @@ def test_single_views_of_every_family_orient_the_same_in_any_pose(rng):
         local = torch.as_tensor(rel / np.linalg.norm(rel, axis=1).max())
         return SurfaceOrientation.from_cloud(local, NeighbourIndex(local), method="harmonic").normals
 
-    for i, family in enumerate(FAMILIES[::2]):  # box, sphere, capsule, torus, convex_hull, l_shape, bottle, compound
+    for i, family in enumerate(("box", "sphere", "capsule", "torus", "convex_hull", "l_shape", "bottle", "compound",
+                                "blob", "bowl")):
         points = np.asarray(partial_cloud(make_object(family, rng), rng)[0])
         rot = random_rotation(rng, reflect=bool(i % 2))
         moved = reference_normals(points @ rot.T + rng.uniform(-100.0, 100.0, 3))

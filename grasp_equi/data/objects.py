@@ -159,11 +159,53 @@ def _compound(rng):
     return trimesh.boolean.union(parts)
 
 
+# ----------------------------------------------------------------------------- irregular shapes
+def _blob(rng):
+    """A noisy, lumpy star-shaped solid: each sphere direction pushed out by a smooth random field."""
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    d = np.asarray(mesh.vertices)  # [V, 3] unit directions
+    waves = rng.normal(size=(6, 3))
+    waves /= np.linalg.norm(waves, axis=1, keepdims=True)  # [6, 3]
+    field = (rng.uniform(0.05, 0.2, 6) * np.cos(rng.uniform(1.0, 4.0, 6) * (d @ waves.T) + rng.uniform(0, 2 * np.pi, 6)))
+    mesh.vertices = d * np.exp(field.sum(axis=1))[:, None] * rng.uniform(0.015, 0.05, size=3)  # [V, 3]
+    return mesh
+
+
+def _bowl(rng):
+    """A thin-walled open bowl (2-5 mm wall): revolved, flared profile."""
+    r, h = rng.uniform(0.03, 0.07), rng.uniform(0.02, 0.07)
+    foot, wall = r * rng.uniform(0.35, 0.7), rng.uniform(0.002, 0.005)
+    base = wall * rng.uniform(1.0, 2.0)
+    profile = np.array([[0, 0], [foot, 0], [r, h], [r - wall, h], [foot - wall, base], [0, base]])
+    return _revolve(profile)
+
+
+def _convex_parts(rng):
+    """2-4 random convex hulls, each overlapping the previous one: an irregular multi-part solid."""
+    parts = []
+    for _ in range(int(rng.integers(2, 5))):
+        part = trimesh.convex.convex_hull(rng.normal(size=(int(rng.integers(6, 20)), 3)) * rng.uniform(0.006, 0.03, 3))
+        if parts:
+            anchor, _ = trimesh.sample.sample_surface(parts[-1], 1, seed=int(rng.integers(1 << 31)))
+            part.apply_translation(anchor[0] - part.centroid)
+        parts.append(part)
+    return trimesh.boolean.union(parts)
+
+
+def _pebble(rng):
+    """A small (2-3 cm) irregular convex stone."""
+    mesh = trimesh.convex.convex_hull(rng.normal(size=(int(rng.integers(10, 30)), 3)) * rng.uniform(0.5, 1.0, 3))
+    mesh.apply_scale(rng.uniform(0.02, 0.03) / float(np.ptp(mesh.vertices, axis=0).max()))
+    return mesh
+
+
 _MAKERS = {
     "box": _box, "cylinder": _cylinder, "sphere": _sphere, "ellipsoid": _ellipsoid, "capsule": _capsule,
     "cone": _cone, "torus": _torus, "superquadric": _superquadric, "convex_hull": _convex_hull,
     "prism": _prism, "l_shape": _l_shape, "t_shape": _t_shape, "bottle": _bottle, "mug": _mug,
     "compound": _compound,
+    # irregular shapes, unlike the primitives above (appended: earlier families keep their index)
+    "blob": _blob, "bowl": _bowl, "convex_parts": _convex_parts, "pebble": _pebble,
 }
 FAMILIES: tuple[str, ...] = tuple(_MAKERS)
 
