@@ -9,13 +9,16 @@ out as a ``RuntimeError`` from pybind11, not as ``KeyboardInterrupt``.
 
 Console scripts therefore wrap ``main`` in ``exits_quietly_on_interrupt`` (which records the
 SIGINT and turns whatever it raised into exit code 0) and call ``ignore_sigint()`` as their
-clean-up begins.
+clean-up begins. An interrupt can also land inside rclpy's ``Task.__init__``: the half-built task's
+``__del__`` then raises ``AttributeError`` when it is collected, which Python prints as "Exception
+ignored" with a traceback (seen once in CI); after a SIGINT that one is silenced too.
 """
 
 from __future__ import annotations
 
 import functools
 import signal
+import sys
 import threading
 from typing import Callable
 
@@ -25,6 +28,15 @@ _interrupted = threading.Event()
 def _on_sigint(_signum, _frame) -> None:
     _interrupted.set()
     raise KeyboardInterrupt
+
+
+def _quiet_half_built_tasks(unraisable, default=sys.unraisablehook) -> None:
+    """``sys.unraisablehook``: after a SIGINT, drop the ``AttributeError`` of a half-built rclpy task's
+    ``__del__`` (the interrupt, not a failure); report everything else as Python would."""
+    origin = getattr(getattr(unraisable, "object", None), "__module__", "") or ""
+    if _interrupted.is_set() and issubclass(unraisable.exc_type, AttributeError) and origin.startswith("rclpy."):
+        return
+    default(unraisable)
 
 
 def ignore_sigint() -> None:
@@ -41,6 +53,7 @@ def exits_quietly_on_interrupt(main: Callable[..., int]) -> Callable[..., int]:
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
         signal.signal(signal.SIGINT, _on_sigint)  # before rclpy.init, which chains to it
+        sys.unraisablehook = _quiet_half_built_tasks
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:
