@@ -31,7 +31,7 @@ import numpy as np
 
 from .jaw import MAX_FINGERS
 from .pieces import convex_pieces
-from .scene import SOLIMP, SOLREF, JawSpec, _floats, object_inertial
+from .scene import SOLIMP, SOLREF, JawSpec, contact_friction, object_inertial, object_mjcf
 from .trial import (HOLD_TIME, LIFT, LIFT_TIME, MAX_CLOSE_ROTATION, MAX_SLIP, MAX_SLIP_ROTATION, OFF_TARGET,
                     RELEASE_TIME, SETTLE_TIME, SHAKE_AMPLITUDE, SHAKE_ANGLE, SHAKE_CYCLES, SHAKE_HZ, TrialResult,
                     _angle, _axis_rotation, _quat_wxyz)
@@ -52,11 +52,8 @@ MAX_REACH = 0.06  # m from the grasp centre to a contact: a 12 cm hand span (the
 def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: np.ndarray, spec: JawSpec,
                timestep: float = 0.002) -> str:
     """MJCF text: the object (as the jaw scene's) and a hand of ``MAX_FINGERS`` fingertips on slide joints."""
-    friction = f"{spec.mu:.6g} {spec.mu * spec.patch_radius:.6g} 0.0001"
-    assets = "\n".join(f'    <mesh name="piece{i}" vertex="{_floats(p)}"/>' for i, p in enumerate(pieces))
-    geoms = "\n".join(f'      <geom name="piece{i}" type="mesh" mesh="piece{i}" friction="{friction}" condim="4" '
-                      f'solref="{SOLREF}" solimp="{SOLIMP}"/>' for i in range(len(pieces)))
-    full = [inertia[0, 0], inertia[1, 1], inertia[2, 2], inertia[0, 1], inertia[0, 2], inertia[1, 2]]
+    friction = contact_friction(spec)
+    assets, object_body = object_mjcf(pieces, mass, com, inertia, spec)
     kp = spec.grip_force / 0.002  # saturates at grip_force 2 mm short of the target
     damping = 2 * np.sqrt(HOLD_KP * TIP_MASS)  # critical while holding
     radius = spec.pad_radius if spec.pad_radius > 0 else 0.005
@@ -81,11 +78,7 @@ def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: 
 {assets}
   </asset>
   <worldbody>
-    <body name="object">
-      <freejoint name="object"/>
-      <inertial pos="{_floats(com)}" mass="{mass:.9g}" fullinertia="{_floats(full)}"/>
-{geoms}
-    </body>
+{object_body}
     <body name="target" mocap="true"/>
     <body name="hand" gravcomp="1">
       <freejoint name="hand"/>

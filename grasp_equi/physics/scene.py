@@ -50,16 +50,34 @@ def _floats(values) -> str:
     return " ".join(f"{v:.9g}" for v in np.ravel(values))
 
 
-def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: np.ndarray,
-               spec: JawSpec, timestep: float = 0.002) -> str:
-    """MJCF text of the scene. The object body frame is the mesh frame (pieces as given)."""
-    torsion = spec.mu * spec.patch_radius
-    friction = f"{spec.mu:.6g} {torsion:.6g} 0.0001"
+def contact_friction(spec: JawSpec) -> str:
+    """MJCF ``friction`` of every contact: Coulomb mu, soft-finger torsion mu * patch_radius, rolling ~0."""
+    return f"{spec.mu:.6g} {spec.mu * spec.patch_radius:.6g} 0.0001"
+
+
+def object_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: np.ndarray,
+                spec: JawSpec) -> tuple[str, str]:
+    """``(assets, body)``: the object's convex pieces as mesh assets and its free body (the solid mesh's
+    mass and inertia), MJCF shared by the jaw and the fingertip scenes."""
+    friction = contact_friction(spec)
     assets = "\n".join(f'    <mesh name="piece{i}" vertex="{_floats(p)}"/>' for i, p in enumerate(pieces))
     geoms = "\n".join(f'      <geom name="piece{i}" type="mesh" mesh="piece{i}" friction="{friction}" '
                       f'condim="4" solref="{SOLREF}" solimp="{SOLIMP}" rgba="0.8 0.6 0.3 1"/>'
                       for i in range(len(pieces)))
     full = [inertia[0, 0], inertia[1, 1], inertia[2, 2], inertia[0, 1], inertia[0, 2], inertia[1, 2]]
+    body = f"""    <body name="object">
+      <freejoint name="object"/>
+      <inertial pos="{_floats(com)}" mass="{mass:.9g}" fullinertia="{_floats(full)}"/>
+{geoms}
+    </body>"""
+    return assets, body
+
+
+def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: np.ndarray,
+               spec: JawSpec, timestep: float = 0.002) -> str:
+    """MJCF text of the scene. The object body frame is the mesh frame (pieces as given)."""
+    friction = contact_friction(spec)
+    assets, object_body = object_mjcf(pieces, mass, com, inertia, spec)
     half_open = spec.opening / 2
     face = half_open + (spec.pad_height if spec.pad_radius > 0 else 0.0)  # inner face of each finger box
     fx, fy, fz = spec.finger_width / 2, spec.finger_thickness / 2, spec.finger_length / 2
@@ -94,11 +112,7 @@ def build_mjcf(pieces: list[np.ndarray], mass: float, com: np.ndarray, inertia: 
 {assets}
   </asset>
   <worldbody>
-    <body name="object">
-      <freejoint name="object"/>
-      <inertial pos="{_floats(com)}" mass="{mass:.9g}" fullinertia="{_floats(full)}"/>
-{geoms}
-    </body>
+{object_body}
     <body name="target" mocap="true"/>
     <body name="hand" gravcomp="1">
       <freejoint name="hand"/>
