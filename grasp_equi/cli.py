@@ -27,10 +27,12 @@ SUBCOMMANDS = {
     "bench": ("grasp_equi.bench", "latency/memory benchmark of the scoring pipeline"),
     "validate-physics": ("grasp_equi.physics.validate_cmd",
                          "check stability labels and predictions against MuJoCo close/lift/shake trials"),
+    "fit-held": ("grasp_equi.training.held_cmd",
+                 "add P(held) to trained weights: readouts fitted to physics trials (label-physics)"),
     "fit-ensemble": ("grasp_equi.training.ensemble_cmd",
                      "add a last-layer ensemble to trained weights: an invariant spread sigma per grasp"),
     "label-physics": ("grasp_equi.physics.label_cmd",
-                      "P(held) per two-contact grasp of a generated dataset from randomised MuJoCo trials"),
+                      "P(held) per grasp (K = 2..5) of a generated dataset from randomised MuJoCo trials"),
 }
 DEBUG_ENV = "GRASP_EQUI_DEBUG"  # set to 1 to see the traceback of an unexpected error
 

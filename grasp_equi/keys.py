@@ -28,3 +28,9 @@ GRASP_LOGIT = "grasp_logit"  # [n_grasps] float32, model output before the sigmo
 
 # Training targets (written by the data pipeline, read by train/evaluate).
 GRASP_LABEL = "grasp_label"  # [n_grasps] float32, robust P(force closure) in [0, 1]
+GRASP_HELD = "grasp_held"  # [n_grasps] float32, P(held) from physics trials in [0, 1] (NaN: not simulated)
+
+# What a score means (GraspScorer.score(..., output=...), the node's fields).
+OUTPUT_HELD = "held"  # P(the object stays in the hand through close, lift and shake): physics trials
+OUTPUT_FORCE_CLOSURE = "force_closure"  # P(robust force closure): the analytic label (Ferrari-Canny, noise)
+OUTPUTS = (OUTPUT_HELD, OUTPUT_FORCE_CLOSURE)

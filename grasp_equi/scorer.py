@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from grasp_equi import keys
 from grasp_equi.checkpoint import CheckpointError, load_weights, read_header
 from grasp_equi.contacts import off_surface_reasons, reference_spacing, surface_gaps
 from grasp_equi.geometry import NeighbourIndex
@@ -173,11 +174,28 @@ class GraspScorer:
             node_feats = self.model.encode(batch)
         return EncodedCloud(cloud, node_feats, pts_t)
 
-    @torch.no_grad()
-    def score_encoded(self, encoded: EncodedCloud, contacts, return_reasons: bool = False, return_std: bool = False):
-        """P(stable) ``(G,)`` for each grasp on an already-encoded cloud (see ``score``)."""
-        if return_std and getattr(self.model, "ensemble", None) is None:
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """What this model can answer (``keys.OUTPUTS`` names), its default first: ``"held"`` (P(held),
+        from physics trials) when it has those readouts, then ``"force_closure"``."""
+        held = (keys.OUTPUT_HELD,) if getattr(self.model, "held", None) is not None else ()
+        return held + (keys.OUTPUT_FORCE_CLOSURE,)
+
+    def _check_output(self, output: str | None, return_std: bool) -> str:
+        """The output to compute (``None``: the default); ``ValueError`` for one this model lacks."""
+        output = self.outputs[0] if output is None else output
+        if output not in self.outputs:
+            raise ValueError(f"{self.name} has no output {output!r}; it answers {list(self.outputs)}"
+                             + (" (fit P(held) with `grasp-equi fit-held`)" if output == keys.OUTPUT_HELD else ""))
+        if return_std and output == keys.OUTPUT_FORCE_CLOSURE and getattr(self.model, "ensemble", None) is None:
             raise ValueError(f"{self.name} has no ensemble, so no spread: fit one with `grasp-equi fit-ensemble`")
+        return output
+
+    @torch.no_grad()
+    def score_encoded(self, encoded: EncodedCloud, contacts, return_reasons: bool = False, return_std: bool = False,
+                      output: str | None = None):
+        """P ``(G,)`` for each grasp on an already-encoded cloud (see ``score``)."""
+        output = self._check_output(output, return_std)
         grasps = _validated_grasps(contacts, self.limits)
         scores = np.full(len(grasps.counts), np.nan, dtype=np.float32)  # [G]
         spread = np.full(len(grasps.counts), np.nan, dtype=np.float32)  # [G]
@@ -187,15 +205,22 @@ class GraspScorer:
                 local, normals, judged, reasons = self._prepare_contacts(encoded, grasps)
             with cpu_threads(self.threads if self.device.type == "cpu" else None), self._stage("head"):
                 if judged.any():
-                    scores[judged], spread[judged] = self._head(encoded, local, normals, grasps.counts[judged])
+                    scores[judged], spread[judged] = self._head(encoded, local, normals, grasps.counts[judged],
+                                                                output)
         self.reasons = reasons
         out = (scores, spread) if return_std else (scores,)
         out += (reasons,) if return_reasons else ()
         return out if len(out) > 1 else scores
 
-    def score(self, points, contacts, normals=None, return_reasons: bool = False, return_std: bool = False):
-        """P(stable) ``(G,)`` float32 for ``contacts`` ``(G, K, 3)`` (or a list of ``(K_i, 3)``, metres)
+    def score(self, points, contacts, normals=None, return_reasons: bool = False, return_std: bool = False,
+              output: str | None = None):
+        """P ``(G,)`` float32 for ``contacts`` ``(G, K, 3)`` (or a list of ``(K_i, 3)``, metres)
         on ``points`` ``(N, 3)``; ``normals`` ``(N, 3)`` outward, estimated when None.
+
+        ``output`` (``keys.OUTPUTS``; ``None``: ``self.outputs[0]``): ``"held"``, P(the object stays in
+        the hand through close, lift and shake), learned from physics trials, the default of models
+        that have it (the shipped one); ``"force_closure"``, P(robust force closure), the analytic
+        label. ``ValueError`` for an output the model lacks.
 
         A grasp the model cannot judge (a contact that does not touch the surface the cloud shows:
         inside the object, on the hidden side of a single view, in other units) scores NaN; its
@@ -204,10 +229,11 @@ class GraspScorer:
         judged grasps). Raises ``ValueError`` for malformed input (shapes, NaN/inf, K < 2, an
         empty or single-point cloud).
 
-        A checkpoint with a last-layer ensemble (``ModelConfig.ensemble_members``) scores with the
-        mean of its members' probabilities; ``return_std=True`` also returns their spread σ ``(G,)``
+        A checkpoint with a last-layer ensemble (``ModelConfig.ensemble_members``) scores force
+        closure with the mean of its members' probabilities, P(held) always is the mean of its
+        ``held_members`` readouts; ``return_std=True`` also returns their spread σ ``(G,)``
         (``(scores, std)``, or ``(scores, std, reasons)``), invariant like the scores. ``ValueError``
-        for ``return_std`` without an ensemble.
+        for ``return_std`` on force closure without an ensemble.
 
         Invariance: the same arrays moved rigidly (rotation, reflection, translation) score the
         same to float32 rounding, for any cloud, including grids, symmetric meshes and repeated
@@ -215,8 +241,9 @@ class GraspScorer:
         exact distance ties; with ties it may pick other, equivalent nodes.
         """
         self.timings = {}
-        grasps = _validated_grasps(contacts, self.limits)  # bad grasps fail before the cloud is encoded
-        return self.score_encoded(self.encode(points, normals), grasps, return_reasons, return_std)
+        self._check_output(output, return_std)  # bad arguments and grasps fail before the cloud is encoded
+        grasps = _validated_grasps(contacts, self.limits)
+        return self.score_encoded(self.encode(points, normals), grasps, return_reasons, return_std, output)
 
     def _prepare_contacts(self, encoded: EncodedCloud, grasps: "_Grasps"):
         """``(local [c, 3] float32, normals [c, 3] | None, judged [G] bool, reasons)`` for the grasps whose
@@ -244,25 +271,30 @@ class GraspScorer:
         return local64.to(torch.float32), normals, judged, reasons
 
     def _head(self, encoded: EncodedCloud, local: torch.Tensor, normals: torch.Tensor | None,
-              counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(P [g], spread [g])`` for contacts ``local`` ``[c, 3]`` (grasps of ``counts``), in chunks: the
-        readout's sigmoid and NaN, or with an ensemble its members' mean and standard deviation."""
+              counts: np.ndarray, output: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(P [g], spread [g])`` of ``output`` for contacts ``local`` ``[c, 3]`` (grasps of ``counts``), in
+        chunks: the readouts' mean probability and their standard deviation (NaN for a single readout)."""
         counts_t = torch.as_tensor(counts, device=self.device)  # [g]
         offsets = np.concatenate([[0], np.cumsum(counts)])  # [g + 1]
-        ensemble = getattr(self.model, "ensemble", None)
+        logits = self._logits_of(output)
         probs = []
         for lo in range(0, len(counts), self.grasp_chunk):
             hi = min(lo + self.grasp_chunk, len(counts))
             rows = slice(offsets[lo], offsets[hi])
             batch = collate_grasps(encoded.cloud, local[rows], counts_t[lo:hi],
                                    None if normals is None else normals[rows])
-            if ensemble is None:
-                probs.append(torch.sigmoid(self.model.score_grasps(batch, encoded.node_feats))[None])  # [1, g_chunk]
-            else:
-                probs.append(torch.sigmoid(self.model.ensemble_logits(batch, encoded.node_feats)))  # [M, g_chunk]
+            probs.append(torch.sigmoid(logits(batch, encoded.node_feats)))  # [M, g_chunk]
         p = torch.cat(probs, dim=1).double()  # [M, g]
-        spread = p.std(dim=0, unbiased=False) if ensemble is not None else torch.full_like(p[0], float("nan"))
+        spread = p.std(dim=0, unbiased=False) if len(p) > 1 else torch.full_like(p[0], float("nan"))
         return p.mean(dim=0).float().cpu().numpy(), spread.float().cpu().numpy()
+
+    def _logits_of(self, output: str):
+        """``(batch, node_feats) -> logits [M, g]`` of the readouts that answer ``output``."""
+        if output == keys.OUTPUT_HELD:
+            return self.model.held_logits
+        if getattr(self.model, "ensemble", None) is not None:
+            return self.model.ensemble_logits
+        return lambda batch, node_feats: self.model.score_grasps(batch, node_feats)[None]  # [1, g]
 
 
 @dataclass

@@ -58,6 +58,9 @@ class CloudSample:
     radius: float = 0.0  # object radius (m)
     camera: np.ndarray | None = None  # (3,) camera position of a partial view
     sources: list[str] = field(default_factory=list)  # sampler of each grasp
+    # (G,) float32 P(held) from physics trials (``grasp-equi label-physics``); NaN where not simulated,
+    # None when the shard has no physics labels
+    p_held: np.ndarray | None = None
 
 
 def shard_path(out_dir, index: int) -> Path:
@@ -95,8 +98,9 @@ def shard_meta(path) -> dict | None:
         return None
 
 
-def samples_from_shard(arrays: dict, families=None) -> list[CloudSample]:
-    """Split one shard's flat arrays into ``CloudSample`` objects (optionally only ``families``)."""
+def samples_from_shard(arrays: dict, families=None, p_held: np.ndarray | None = None) -> list[CloudSample]:
+    """Split one shard's flat arrays into ``CloudSample`` objects (optionally only ``families``);
+    ``p_held`` ``[G]``: the shard's physics labels (``read_physics_labels``), if any."""
     keep = None if families is None else set(families)
     cloud_off, grasp_off = arrays["cloud_offsets"], arrays["grasp_offsets"]
     grasp_cloud = arrays["grasp_cloud"]
@@ -128,8 +132,25 @@ def samples_from_shard(arrays: dict, families=None) -> list[CloudSample]:
             radius=float(arrays["object_radius"][obj]),
             camera=None if not np.isfinite(camera).all() else camera,
             sources=[source_names[s] for s in arrays["grasp_source"][g_idx]],
+            p_held=None if p_held is None else p_held[g_idx],
         ))
     return samples
+
+
+PHYSICS_DIR = "physics"  # DATA/physics/shard_XXXXX.npz: P(held) per grasp of DATA/shard_XXXXX.npz
+
+
+def read_physics_labels(shard: Path) -> np.ndarray | None:
+    """``p_held`` ``[G]`` float32 of one shard (NaN where no trial ran), or None when it is not labelled
+    (or its label file is unreadable: a run that stopped mid-write, to be redone)."""
+    path = Path(shard).parent / PHYSICS_DIR / Path(shard).name
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return np.asarray(f["p_held"], dtype=np.float32)
+    except Exception:  # truncated or foreign file: treat as unlabelled
+        return None
 
 
 def shard_files(data_dir) -> list[Path]:
@@ -147,7 +168,11 @@ def load_dataset(data_dir, families=None) -> list[CloudSample]:
         raise ValueError(f"{data_dir}: no shard_*.npz files (run `grasp-equi generate --out {data_dir}`)")
     samples = []
     for path in files:
-        samples.extend(samples_from_shard(read_shard(path), families))
+        arrays = read_shard(path)
+        p_held = read_physics_labels(path)
+        if p_held is not None and len(p_held) != len(arrays["labels"]):
+            p_held = None  # labels of an older version of this shard
+        samples.extend(samples_from_shard(arrays, families, p_held))
     return samples
 
 

@@ -33,6 +33,7 @@ RANGES: dict[str, tuple[type, float, float]] = {
     "readout_hidden": (int, 1, 4096),
     "baseline_width": (int, 1, 4096),
     "ensemble_members": (int, 0, 64),
+    "held_members": (int, 0, 64),
     "max_contact_distance": (float, 1e-3, 100.0),
 }
 MAX_IRREPS_CHANNELS = 1024  # sum of multiplicities in irreps_hidden
@@ -131,6 +132,10 @@ class ModelConfig:
     # Readouts of a last-layer ensemble on the head's pooled grasp features (0: none); with members,
     # GraspScorer.score(..., return_std=True) gives their mean and spread (grasp_equi.model.ensemble).
     ensemble_members: int = 0
+    # Readouts of P(held) (the object stays in the hand through physics trials: grasp-equi label-physics)
+    # on the same pooled features, trained by grasp-equi fit-held; 0: the model answers P(force closure)
+    # only. With members, GraspScorer.score returns their mean P(held) by default (grasp_equi.model.ensemble).
+    held_members: int = 0
     # read from older checkpoints and validated, no longer used for scoring: whether a contact touches
     # the cloud is decided in local point spacings (grasp_equi.contacts)
     max_contact_distance: float = 1.0

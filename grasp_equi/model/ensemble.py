@@ -29,6 +29,21 @@ class ReadoutEnsemble(torch.nn.Module):
         self.w2 = torch.nn.Parameter(torch.randn(members, hidden) / math.sqrt(hidden))
         self.b2 = torch.nn.Parameter(torch.zeros(members))
 
+    @classmethod
+    def from_readout(cls, norm: torch.nn.LayerNorm, readout: torch.nn.Sequential, members: int) -> "ReadoutEnsemble":
+        """``members`` copies of a head's ``norm`` and ``readout`` (``Linear -> SiLU -> Linear(1)``): a start that
+        answers exactly what the head answers (e.g. for readouts of a related target)."""
+        first, last = readout[0], readout[-1]
+        ensemble = cls(first.in_features, first.out_features, members)
+        with torch.no_grad():
+            ensemble.norm_weight.copy_(norm.weight.expand(members, -1))
+            ensemble.norm_bias.copy_(norm.bias.expand(members, -1))
+            ensemble.w1.copy_(first.weight.T.expand(members, -1, -1))
+            ensemble.b1.copy_(first.bias.expand(members, -1))
+            ensemble.w2.copy_(last.weight[0].expand(members, -1))
+            ensemble.b2.copy_(last.bias.expand(members))
+        return ensemble
+
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         """Logits ``[members, G]`` for pooled grasp features ``[G, in_dim]``."""
         return self.member_logits(pooled[None].expand(self.members, -1, -1))

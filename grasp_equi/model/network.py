@@ -36,6 +36,9 @@ class GraspStabilityNet(torch.nn.Module):
         self.pooled_dim = self.head.norm.normalized_shape[0]  # width of ``pooled``'s grasp description
         self.ensemble = (ReadoutEnsemble(self.pooled_dim, config.readout_hidden, config.ensemble_members)
                          if config.ensemble_members else None)
+        # the second answer, P(held) from physics trials, as readouts on the same features (None without)
+        self.held = (ReadoutEnsemble(self.pooled_dim, config.readout_hidden, config.held_members)
+                     if config.held_members else None)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder(batch[keys.NODE_POS], batch[keys.NODE_NORMAL], batch[keys.NODE_PTR],
@@ -57,6 +60,12 @@ class GraspStabilityNet(torch.nn.Module):
         if self.ensemble is None:
             raise ValueError("this model has no ensemble (ensemble_members = 0): fit one with grasp-equi fit-ensemble")
         return self.ensemble(self.pooled(batch, node_feats))
+
+    def held_logits(self, batch: dict[str, torch.Tensor], node_feats: torch.Tensor) -> torch.Tensor:
+        """Logits ``[held_members, G]`` of the P(held) readouts (``ValueError`` without them)."""
+        if self.held is None:
+            raise ValueError("this model has no P(held) output (held_members = 0): fit one with grasp-equi fit-held")
+        return self.held(self.pooled(batch, node_feats))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.score_grasps(batch, self.encode(batch))  # [G] logits

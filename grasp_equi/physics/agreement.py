@@ -46,6 +46,19 @@ def reliability(prob: np.ndarray, held: np.ndarray, num_bins: int = 5) -> list[d
             for b in range(num_bins)]
 
 
+def calibration_error(prob: np.ndarray, outcome: np.ndarray, num_bins: int = 10) -> float:
+    """Expected calibration error: the count-weighted mean of |mean probability - outcome rate| over
+    ``num_bins`` equal-width probability bins (Naeini et al. 2015); ``outcome`` may be a rate in
+    [0, 1] (P(held) over trials). NaN for no rows."""
+    prob, outcome = np.asarray(prob, dtype=np.float64), np.asarray(outcome, dtype=np.float64)
+    if len(prob) == 0:
+        return float("nan")
+    which = np.clip(np.digitize(prob, np.linspace(0.0, 1.0, num_bins + 1)[1:-1]), 0, num_bins - 1)
+    gaps = [abs(prob[which == b].mean() - outcome[which == b].mean()) * (which == b).sum()
+            for b in range(num_bins) if (which == b).any()]
+    return float(np.sum(gaps) / len(prob))
+
+
 def plot_reliability(curves: dict[str, list[dict]], path, title: str) -> None:
     """Outcome rate vs predicted probability, one line per curve, marker size ~ bin count."""
     import matplotlib

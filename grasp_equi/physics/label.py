@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_equi.data.shards import PHYSICS_DIR, read_physics_labels
+
 from .jaw import MAX_FINGERS
 
 LABEL_VERSION = 3  # 2: K = 3..5 grasps with the fingertip hand; 3: its light-object and reset fixes
@@ -49,7 +51,7 @@ class LabelSettings:
 
 
 def output_dir(data: Path) -> Path:
-    return Path(data) / "physics"
+    return Path(data) / PHYSICS_DIR
 
 
 def _object_index(object_id: str) -> int:
@@ -211,11 +213,7 @@ def label_dataset(data: Path, settings: LabelSettings, workers: int = 1, max_sha
 
 def load_p_held(data: Path, shard_name: str) -> np.ndarray | None:
     """``p_held`` [G] of one shard, or None when it is not labelled."""
-    path = output_dir(data) / shard_name
-    if not path.is_file():
-        return None
-    with np.load(path) as f:
-        return f["p_held"]
+    return read_physics_labels(Path(data) / shard_name)
 
 
 __all__ = ["LabelSettings", "label_dataset", "label_shard", "load_p_held", "rebuild_object"]

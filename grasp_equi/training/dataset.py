@@ -42,6 +42,7 @@ class CloudRecord:
     family: str
     object_id: str
     partial: bool
+    p_held: np.ndarray | None = None  # [G] float32 P(held) from physics trials, NaN where not simulated
 
     @property
     def num_grasps(self) -> int:
@@ -136,6 +137,7 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
             offsets=np.concatenate([[0], np.cumsum(counts)]),
             labels=np.asarray(s.labels, dtype=np.float32), family=str(s.family),
             object_id=str(s.object_id), partial=bool(s.partial),
+            p_held=None if getattr(s, "p_held", None) is None else np.asarray(s.p_held, dtype=np.float32),
         ))
     if cache and cached is None:
         _save_cache(Path(cache), [r.cloud for r in records], fingerprint)

@@ -20,29 +20,44 @@ from grasp_equi.model.ensemble import ReadoutEnsemble
 from grasp_equi.training.dataset import CloudRecord, label_weights, make_batch
 
 
+def _targets(record: CloudRecord, target: str) -> np.ndarray:
+    """Labels ``[G]`` of ``record`` for ``target`` (``keys.OUTPUTS``; NaN where a grasp has none)."""
+    if target == keys.OUTPUT_FORCE_CLOSURE:
+        return record.labels
+    if target == keys.OUTPUT_HELD:
+        return record.p_held if record.p_held is not None else np.full(record.num_grasps, np.nan, np.float32)
+    raise ValueError(f"unknown target {target!r}; expected one of {keys.OUTPUTS}")
+
+
 @torch.no_grad()
-def pooled_features(model, records: Sequence[CloudRecord], batch_clouds: int = 16,
-                    progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(features [G, pooled_dim] float32, labels [G] float32)`` of every grasp of ``records``."""
+def pooled_features(model, records: Sequence[CloudRecord], batch_clouds: int = 16, progress: bool = False,
+                    target: str = keys.OUTPUT_FORCE_CLOSURE) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features [G, pooled_dim] float32, labels [G] float32)`` of every grasp of ``records`` that has a
+    ``target`` label (force closure: all; held: those with physics trials)."""
     from tqdm import tqdm
 
     model.eval()
-    picks = [(i, np.arange(r.num_grasps)) for i, r in enumerate(records) if r.num_grasps > 0]
+    picks = [(i, np.flatnonzero(np.isfinite(_targets(r, target)))) for i, r in enumerate(records)]
+    picks = [(i, rows) for i, rows in picks if len(rows)]
     features, labels = [], []
     for lo in tqdm(range(0, len(picks), batch_clouds), desc="grasp features", unit="batch", disable=not progress):
-        batch = make_batch(records, picks[lo:lo + batch_clouds])
+        chunk = picks[lo:lo + batch_clouds]
+        batch = make_batch(records, chunk)
         features.append(model.pooled(batch, model.encode(batch)))
-        labels.append(batch[keys.GRASP_LABEL])
+        labels.append(torch.as_tensor(np.concatenate([_targets(records[i], target)[rows] for i, rows in chunk])))
     if not features:
-        raise ValueError("no grasps to fit an ensemble on")
+        raise ValueError(f"no grasps with a {target} label to fit readouts on")
     return torch.cat(features).float(), torch.cat(labels).float()
 
 
 def fit_readout_ensemble(features: torch.Tensor, labels: torch.Tensor, members: int, hidden: int,
                          epochs: int = 10, seed: int = 0, lr: float = 3e-3, batch: int = 1024,
-                         progress: bool = False, min_steps: int = 1) -> ReadoutEnsemble:
+                         progress: bool = False, min_steps: int = 1, balanced: bool = True,
+                         start: ReadoutEnsemble | None = None) -> ReadoutEnsemble:
     """``members`` readouts on ``features`` ``[G, d]`` / soft ``labels`` ``[G]``, each on its own bootstrap sample;
-    ``epochs`` passes of ``batch`` rows, at least ``min_steps`` steps (small labelled sets)."""
+    ``epochs`` passes of ``batch`` rows, at least ``min_steps`` steps (small labelled sets). ``balanced``:
+    the training loop's class weights (better ranking); without, plain BCE (calibrated probabilities).
+    ``start``: readouts to train from (a copy; default: random), e.g. ``ReadoutEnsemble.from_readout``."""
     from tqdm import tqdm
 
     from grasp_equi.training.metrics import STABLE_THRESHOLD
@@ -50,10 +65,10 @@ def fit_readout_ensemble(features: torch.Tensor, labels: torch.Tensor, members: 
     num = features.shape[0]
     if num == 0:
         raise ValueError("no labelled grasps to fit an ensemble on")
-    w_stable, w_unstable = label_weights(labels.numpy(), STABLE_THRESHOLD)  # the training loop's class balance
+    w_stable, w_unstable = label_weights(labels.numpy(), STABLE_THRESHOLD) if balanced else (1.0, 1.0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        ensemble = ReadoutEnsemble(features.shape[1], hidden, members)
+        ensemble = copy.deepcopy(start) if start is not None else ReadoutEnsemble(features.shape[1], hidden, members)
         gen = torch.Generator().manual_seed(seed)
         boot = torch.randint(0, num, (members, num), generator=gen)  # [M, G] each member's bootstrap rows
         optimiser = torch.optim.Adam(ensemble.parameters(), lr=lr)
@@ -73,16 +88,22 @@ def fit_readout_ensemble(features: torch.Tensor, labels: torch.Tensor, members: 
 
 def with_ensemble(model, config, ensemble: ReadoutEnsemble):
     """A copy of ``model`` (and its config) carrying ``ensemble``; the network's own weights unchanged."""
+    return with_readouts(model, config, "ensemble", ensemble)
+
+
+def with_readouts(model, config, name: str, readouts: ReadoutEnsemble):
+    """A copy of ``model`` (and its config) with ``readouts`` as its ``name`` module ("ensemble": force
+    closure; "held": P(held)); every other weight unchanged."""
     import dataclasses
 
     from grasp_equi.model import build_model
 
-    if ensemble.hidden != config.readout_hidden:
-        raise ValueError(f"ensemble width {ensemble.hidden} != the model's readout_hidden {config.readout_hidden}")
-    new_config = dataclasses.replace(config, ensemble_members=ensemble.members)
+    if readouts.hidden != config.readout_hidden:
+        raise ValueError(f"readout width {readouts.hidden} != the model's readout_hidden {config.readout_hidden}")
+    new_config = dataclasses.replace(config, **{f"{name}_members": readouts.members})
     new_model = build_model(new_config)
-    state = {k: v for k, v in copy.deepcopy(model.state_dict()).items() if not k.startswith("ensemble.")}
-    new_model.load_state_dict({**state, **{f"ensemble.{k}": v for k, v in ensemble.state_dict().items()}})
+    state = {k: v for k, v in copy.deepcopy(model.state_dict()).items() if not k.startswith(f"{name}.")}
+    new_model.load_state_dict({**state, **{f"{name}.{k}": v for k, v in readouts.state_dict().items()}})
     return new_model.eval(), new_config
 
 

@@ -1,0 +1,107 @@
+"""The second answer, P(held): physics labels read with the dataset, `grasp-equi fit-held` end to end on real
+MuJoCo trials, the scorer's ``output`` choice, invariance of both outputs, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL_MODEL
+from grasp_equi import GraspScorer, keys
+from grasp_equi.checkpoint import save_checkpoint
+from grasp_equi.cli import main
+
+pytest.importorskip("mujoco")
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """``(data dir, base checkpoint, checkpoint with P(held))`` on a tiny physics-labelled dataset."""
+    root = tmp_path_factory.mktemp("held")
+    data = root / "ds"
+    assert main(["generate", "--out", str(data), "--families", "box", "capsule", "sphere", "--objects", "3",
+                 "--views", "1", "--grasps-per-view", "8", "--points", "400", "--samples", "4",
+                 "--objects-per-shard", "1", "--k-mix", "2:0.7,3:0.3", "--quiet"]) == 0
+    assert main(["label-physics", "--data", str(data), "--trials", "1", "--quiet"]) == 0
+    scorer = GraspScorer.untrained(seed=0, device="cpu", **SMALL_MODEL)
+    base = root / "base.safetensors"
+    save_checkpoint(base, scorer.model, scorer.config, {"note": "untrained test network"})
+    out = root / "held.safetensors"
+    assert main(["fit-held", "--weights", str(base), "--data", str(data), "--out", str(out), "--members", "3",
+                 "--epochs", "3", "--quiet"]) == 0
+    return data, base, out
+
+
+def test_dataset_carries_the_physics_labels_of_each_grasp(fitted):
+    from grasp_equi.data.shards import load_dataset, read_physics_labels, shard_files
+
+    data = fitted[0]
+    samples = load_dataset(data)
+    assert all(s.p_held is not None and s.p_held.shape == s.labels.shape for s in samples)
+    simulated = np.concatenate([s.p_held for s in samples])
+    assert np.isfinite(simulated).any() and set(np.unique(simulated[np.isfinite(simulated)])) <= {0.0, 1.0}
+    shard = shard_files(data)[0]
+    np.testing.assert_array_equal(read_physics_labels(shard), np.load(data / "physics" / shard.name)["p_held"])
+    label_file = data / "physics" / shard.name
+    original = label_file.read_bytes()
+    label_file.write_bytes(b"truncated")  # a broken label file counts as unlabelled
+    try:
+        assert read_physics_labels(shard) is None
+        assert any(s.p_held is None for s in load_dataset(data))
+    finally:
+        label_file.write_bytes(original)
+
+
+def test_held_is_the_default_answer_and_force_closure_stays_the_networks(fitted, rng):
+    from conftest import ellipsoid_cloud, random_grasps
+
+    _, base, out = fitted
+    plain, held = GraspScorer.from_checkpoint(base, device="cpu"), GraspScorer.from_checkpoint(out, device="cpu")
+    assert held.outputs == (keys.OUTPUT_HELD, keys.OUTPUT_FORCE_CLOSURE) and plain.outputs == (
+        keys.OUTPUT_FORCE_CLOSURE,)
+    assert held.config.held_members == 3 and held.info["held"]["train_grasps"] > 0
+    for name, tensor in plain.model.state_dict().items():  # the network itself is unchanged
+        torch.testing.assert_close(held.model.state_dict()[name], tensor)
+    points, _ = ellipsoid_cloud(1500, rng=rng)
+    grasps = list(random_grasps(points, 30, 2, rng)) + list(random_grasps(points, 10, 4, rng))
+    p_held, sigma = held.score(points, grasps, return_std=True)
+    assert p_held.shape == sigma.shape == (40,) and np.isfinite(sigma).all() and sigma.max() > 0
+    np.testing.assert_array_equal(held.score(points, grasps, output="held"), p_held)
+    fc = held.score(points, grasps, output="force_closure")
+    np.testing.assert_allclose(fc, plain.score(points, grasps), atol=1e-6)  # the analytic output is untouched
+    assert np.abs(fc - p_held).max() > 1e-3  # two different answers
+    with pytest.raises(ValueError, match="no output 'held'.*fit-held"):
+        plain.score(points, grasps, output="held")
+    with pytest.raises(ValueError, match="no output 'robust'"):
+        held.score(points, grasps, output="robust")
+    with pytest.raises(ValueError, match="no ensemble"):
+        held.score(points, grasps, output="force_closure", return_std=True)
+
+
+def test_both_outputs_and_sigma_are_invariant_on_the_adversarial_family(fitted):
+    from grasp_equi.adversarial import adversarial_family, invariance_error, rigid_motions
+
+    held = GraspScorer.from_checkpoint(fitted[2], device="cpu")
+    motions = rigid_motions()
+    for case in adversarial_family()[:6]:  # grids, plate, icosphere, cylinder, cube: the tie-heaviest clouds
+        assert invariance_error(held.score, case, motions) <= 1e-5, case.name
+        assert invariance_error(lambda p, c: held.score(p, c, return_std=True)[1], case, motions) <= 1e-5, case.name
+
+
+def test_report_and_refusals(fitted, tmp_path, capsys):
+    data, base, out = fitted
+    info = GraspScorer.from_checkpoint(out, device="cpu").info["held"]
+    for split in ("train", "val", "test"):
+        section = info[split]
+        if section["grasps"]:
+            assert 0 <= section["held_ece"] <= 1 and set(section["per_k"]) <= {"2", "3"}
+    assert info["train"]["grasps"] == info["train_grasps"]
+    capsys.readouterr()
+    assert main(["fit-held", "--weights", str(base), "--data", str(data), "--out", str(out), "--quiet"]) == 1
+    assert "exists; pass --force" in capsys.readouterr().err
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    assert main(["fit-held", "--weights", str(base), "--data", str(unlabelled), "--out", str(tmp_path / "x"),
+                 "--quiet"]) == 1
+    assert "no physics labels" in capsys.readouterr().err
