@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from grasp_equi.geometry import random_rotation, transform_points
+from grasp_equi import keys
 from grasp_equi.scorer import GraspScorer
 from grasp_equi.training import metrics
 from grasp_equi.training.splits import load_split
@@ -31,9 +32,13 @@ def random_pose(rng: np.random.Generator, points: np.ndarray, contacts: list[np.
 
 def score_samples(scorer: GraspScorer, samples: list, rotate: bool = False, seed: int = 0,
                   progress: bool = True) -> dict[str, np.ndarray]:
-    """Score every grasp of every sample; per-grasp arrays for the breakdowns."""
+    """Score every grasp of every sample; per-grasp arrays for the breakdowns: ``score`` is P(force
+    closure) (against the analytic ``label``); models with P(held) add ``held_score`` (against ``p_held``,
+    the physics label where the dataset has one, else NaN). Each cloud is encoded once for both."""
     rng = np.random.default_rng([seed, 5])
+    has_held = keys.OUTPUT_HELD in scorer.outputs
     cols = {"score": [], "label": [], "k": [], "partial": [], "family": [], "cloud": []}
+    cols.update({"held_score": [], "p_held": []} if has_held else {})
     for i, s in enumerate(tqdm(samples, desc="evaluate", unit="cloud", disable=not progress)):
         grasps = [np.asarray(g, dtype=np.float64) for g in s.grasps]
         if not grasps:
@@ -41,8 +46,13 @@ def score_samples(scorer: GraspScorer, samples: list, rotate: bool = False, seed
         points = np.asarray(s.points, dtype=np.float64)
         if rotate:
             points, grasps = random_pose(rng, points, grasps)
-        cols["score"].append(scorer.score(points, grasps))
+        encoded = scorer.encode(points)
+        cols["score"].append(scorer.score_encoded(encoded, grasps, output=keys.OUTPUT_FORCE_CLOSURE))
         cols["label"].append(np.asarray(s.labels, dtype=np.float64))
+        if has_held:
+            cols["held_score"].append(scorer.score_encoded(encoded, grasps, output=keys.OUTPUT_HELD))
+            cols["p_held"].append(np.full(len(grasps), np.nan) if getattr(s, "p_held", None) is None
+                                  else np.asarray(s.p_held, dtype=np.float64))
         cols["k"].append(np.array([len(g) for g in grasps]))
         cols["partial"].append(np.full(len(grasps), bool(s.partial)))
         cols["family"].append(np.full(len(grasps), str(s.family), dtype=object))
@@ -73,7 +83,27 @@ def breakdown(res: dict[str, np.ndarray]) -> dict:
     for fam in sorted(set(res["family"].tolist())):
         out["by_family"][fam] = stats(res["family"] == fam)
     out["calibration"] = metrics.calibration_bins(res["score"][judged], res["label"][judged])
+    if "held_score" in res:
+        out["held"] = held_breakdown(res)
     return out
+
+
+def held_breakdown(res: dict[str, np.ndarray]) -> dict:
+    """P(held) and P(force closure) against the physics label (held: P(held) over the trials >= 0.5) on the
+    grasps that have one, overall and per K: AUC, and P(held)'s calibration error."""
+    from grasp_equi.physics.agreement import calibration_error
+
+    labelled = np.isfinite(res["p_held"]) & np.isfinite(res["held_score"])
+
+    def stats(mask):
+        keep = labelled & mask
+        held = res["p_held"][keep] >= metrics.STABLE_THRESHOLD
+        return {"grasps": int(keep.sum()), "held_auc": metrics.auc(res["held_score"][keep], held),
+                "held_ece": calibration_error(res["held_score"][keep], res["p_held"][keep]),
+                "force_closure_auc": metrics.auc(res["score"][keep], held)}
+
+    return {"overall": stats(np.ones(len(labelled), bool)),
+            "by_k": {int(k): stats(res["k"] == k) for k in np.unique(res["k"][labelled])}}
 
 
 def invariance_error(scorer: GraspScorer, samples: list, num_clouds: int, seed: int = 0) -> dict:

@@ -56,11 +56,17 @@ def run(args) -> int:
     calibration_plot(res, png, f"{out['model']} on {out['split']} families ({out['clouds']} clouds"
                                f"{', random poses' if args.rotate else ''})")
     o, inv = out["overall"], out["invariance"]
-    print(f"{out['clouds']} clouds, {o['num_grasps']} grasps scored ({100 * o['judged_fraction']:.1f} % judged): "
-          f"AUC {o['auc']:.3f}, accuracy {o['accuracy']:.3f}, Brier {o['brier']:.3f}, top-1 {o['top1_precision']:.3f}; "
-          f"invariance max |d| {inv['max_abs']:.2e} (adversarial clouds: {max(inv.get('adversarial', {0: 0}).values()):.2e}); "
-          f"wrote {args.json} and {png}")
+    invariance = ("invariance not measured" if inv["max_abs"] is None else
+                  f"invariance max |d| {inv['max_abs']:.2e} (adversarial clouds: "
+                  f"{max(inv.get('adversarial', {0: 0}).values()):.2e})")
+    print(f"{out['clouds']} clouds, {o['num_grasps']} grasps scored ({100 * o['judged_fraction']:.1f} % judged), "
+          f"P(force closure) vs the analytic label: AUC {o['auc']:.3f}, accuracy {o['accuracy']:.3f}, "
+          f"Brier {o['brier']:.3f}, top-1 {o['top1_precision']:.3f}; {invariance}; wrote {args.json} and {png}")
     for view, per_k in out["by_view_k"].items():
         print(f"  {view}: " + ", ".join(f"K={k} AUC {m['auc']:.3f} ({m['num_grasps']}, "
                                        f"{100 * m['judged_fraction']:.0f} % judged)" for k, m in per_k.items()))
+    if "held" in out:
+        print("  P(held) vs physics trials: " + ", ".join(
+            f"K={k} AUC {m['held_auc']:.3f} (P(force closure) {m['force_closure_auc']:.3f}), ECE {m['held_ece']:.3f} "
+            f"({m['grasps']})" for k, m in out["held"]["by_k"].items()))
     return 0

@@ -105,3 +105,18 @@ def test_report_and_refusals(fitted, tmp_path, capsys):
     assert main(["fit-held", "--weights", str(base), "--data", str(unlabelled), "--out", str(tmp_path / "x"),
                  "--quiet"]) == 1
     assert "no physics labels" in capsys.readouterr().err
+
+
+def test_evaluate_scores_force_closure_against_its_label_and_held_against_the_trials(fitted, tmp_path, capsys):
+    import json
+
+    data, _, out = fitted
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "--weights", str(out), "--data", str(data), "--split", "all", "--json", str(report),
+                 "--invariance-clouds", "0", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "invariance not measured" in printed and "P(held) vs physics trials" in printed
+    result = json.loads(report.read_text())
+    held = result["held"]["overall"]
+    assert held["grasps"] > 0 and 0 <= held["held_ece"] <= 1
+    assert set(result["held"]["by_k"]) <= {"2", "3"} and result["overall"]["num_grasps"] > 0
