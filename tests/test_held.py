@@ -120,3 +120,20 @@ def test_evaluate_scores_force_closure_against_its_label_and_held_against_the_tr
     held = result["held"]["overall"]
     assert held["grasps"] > 0 and 0 <= held["held_ece"] <= 1
     assert set(result["held"]["by_k"]) <= {"2", "3"} and result["overall"]["num_grasps"] > 0
+
+
+def test_validate_physics_reports_both_answers_against_the_trials(fitted, tmp_path, capsys):
+    import json
+
+    report = tmp_path / "vp.json"
+    assert main(["validate-physics", "--families", "box", "--objects", "1", "--grasps-per-object", "4", "--k", "2", "3",
+                 "--weights", str(fitted[2]), "--device", "cpu", "--cloud-points", "512", "--json", str(report),
+                 "--plot", str(tmp_path / "vp.png")]) == 0
+    assert "P(held) AUC" in capsys.readouterr().out
+    result = json.loads(report.read_text())
+    scorer = GraspScorer.from_checkpoint(fitted[2], device="cpu")
+    held = [t["held_score"] for t in result["trials"]]
+    assert all(h is not None and 0 <= h <= 1 for h in held)
+    assert [t["score"] for t in result["trials"]] != held  # P(force closure) and P(held) both reported
+    assert {"held", "held_k2", "held_k3", "model"} <= set(result["reliability"])
+    assert (tmp_path / "vp.png").stat().st_size > 0 and scorer.outputs[0] == "held"

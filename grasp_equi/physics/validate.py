@@ -20,7 +20,7 @@ import numpy as np
 
 from grasp_equi.data.objects import DEFAULT_SPLITS, FAMILIES, MESH_SUFFIXES, load_mesh_object, make_object
 
-from .agreement import STABLE_THRESHOLD, agreement, plot_reliability, reliability
+from .agreement import STABLE_THRESHOLD, agreement, calibration_error, plot_reliability, reliability
 from .scene import JawSpec
 
 FALLBACK_DENSITY = 500.0  # kg/m^3 for meshes without a mass
@@ -81,12 +81,24 @@ def _grasps(obj, args, rng, k: int = 2) -> tuple[np.ndarray, np.ndarray, list[st
             ["antipodal"] * len(c1) + ["antipodal_wide"] * len(c2))
 
 
-def _rows(obj, k: int, contacts, normals, sources, prob, eps, scores) -> list[dict]:
-    """One report row per grasp (the trial's outcome is added after the simulation)."""
+def _rows(obj, k: int, contacts, normals, sources, prob, eps, scores, held_scores) -> list[dict]:
+    """One report row per grasp (the trial's outcome is added after the simulation): ``score`` is the
+    model's P(force closure), ``held_score`` its P(held) (NaN for models without it)."""
     return [{"object": obj.name, "family": obj.family, "k": k, "source": sources[g], "mass": _mass(obj),
              "center": obj.center.tolist(), "radius": obj.radius, "contacts": contacts[g].tolist(),
              "normals": normals[g].tolist(), "label": float(prob[g]), "epsilon": float(eps[g]),
-             "score": float(scores[g])} for g in range(len(contacts))]
+             "score": float(scores[g]), "held_score": float(held_scores[g])} for g in range(len(contacts))]
+
+
+def _model_answers(scorer, cloud: np.ndarray, contacts) -> tuple[np.ndarray, np.ndarray]:
+    """``(P(force closure) [G], P(held) [G])`` of the model on one cloud (P(held) NaN when it has none)."""
+    from grasp_equi import keys
+
+    encoded = scorer.encode(cloud)
+    fc = scorer.score_encoded(encoded, contacts, output=keys.OUTPUT_FORCE_CLOSURE)
+    held = scorer.score_encoded(encoded, contacts, output=keys.OUTPUT_HELD) if keys.OUTPUT_HELD in scorer.outputs \
+        else np.full(len(fc), np.nan)
+    return np.asarray(fc, dtype=np.float64), np.asarray(held, dtype=np.float64)
 
 
 def _mass(obj) -> float:
@@ -131,13 +143,13 @@ def run(args) -> int:
                 continue
             prob, eps = label_grasps(contacts, normals, obj.center, obj.radius, samples=args.label_samples,
                                      sigma=args.label_sigma, mu_sigma=args.label_mu_sigma, rng=rng, mu=args.label_mu)
-            scores = np.full(len(contacts), np.nan)
+            scores = held_scores = np.full(len(contacts), np.nan)
             if scorer is not None:
                 cloud, _ = complete_cloud(obj, args.cloud_points, rng)
-                scores = np.asarray(scorer.score(cloud, contacts), dtype=np.float64)
+                scores, held_scores = _model_answers(scorer, cloud, contacts)
             jobs.append(ObjectJob(np.asarray(obj.mesh.vertices), np.asarray(obj.mesh.faces), _mass(obj), contacts,
                                   spec))
-            rows += _rows(obj, k, contacts, normals, sources, prob, eps, scores)
+            rows += _rows(obj, k, contacts, normals, sources, prob, eps, scores, held_scores)
     if not rows:
         raise ValueError("no grasps to simulate")
     results = [r for per_object in run_jobs(jobs, args.workers) for r in per_object]
@@ -231,6 +243,11 @@ def _section(rows: list[dict], has_scores: bool, threshold: float = STABLE_THRES
         out["model_auc"] = auc(np.array([r["score"] for r in counted]), held)
         out["model_accuracy"] = float(((np.array([r["score"] for r in counted]) >= 0.5) == held).mean()) \
             if counted else float("nan")
+        held_scores = np.array([r.get("held_score", np.nan) for r in counted], dtype=np.float64)
+        if counted and np.isfinite(held_scores).all():  # a model with P(held)
+            out["held_auc"] = auc(held_scores, held)
+            out["held_accuracy"] = float(((held_scores >= 0.5) == held).mean())
+            out["held_ece"] = calibration_error(held_scores, held)
     return out
 
 
@@ -276,11 +293,13 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
     held = np.array([r["held"] for r in counted], dtype=bool)
     report["reliability"] = {"label": reliability(np.array([r["label"] for r in counted]), held)}
     if has_scores:
-        report["reliability"]["model"] = reliability(np.array([r["score"] for r in counted]), held)
-        for k in report["per_k"]:
-            sel = [r for r in counted if r["k"] == int(k)]
-            report["reliability"][f"model_k{k}"] = reliability(np.array([r["score"] for r in sel]),
-                                                               np.array([r["held"] for r in sel], dtype=bool))
+        answers = ("score", "model") + (("held_score", "held") if "held_auc" in report["overall"] else ())
+        for key, name in zip(answers[::2], answers[1::2]):
+            report["reliability"][name] = reliability(np.array([r[key] for r in counted]), held)
+            for k in report["per_k"]:
+                sel = [r for r in counted if r["k"] == int(k)]
+                report["reliability"][f"{name}_k{k}"] = reliability(np.array([r[key] for r in sel]),
+                                                                    np.array([r["held"] for r in sel], dtype=bool))
     return report
 
 
@@ -292,7 +311,9 @@ def _fmt_agreement(section: dict) -> str:
 def _fmt(section: dict) -> str:
     text = _fmt_agreement(section)
     if "model_auc" in section:
-        text += f"  model AUC {section['model_auc']:.3f}"
+        text += f"  P(fc) AUC {section['model_auc']:.3f}"
+    if "held_auc" in section:
+        text += f"  P(held) AUC {section['held_auc']:.3f} ECE {section['held_ece']:.3f}"
     return text
 
 
@@ -328,14 +349,17 @@ def _print(report: dict) -> None:
 
 def _plot(rows: list[dict], report: dict, path: Path) -> None:
     curves = {"robust force-closure label": report["reliability"]["label"]}
-    if "model" in report["reliability"]:
-        curves[f"model ({report['config']['model']})"] = report["reliability"]["model"]
+    name = "held" if "held" in report["reliability"] else "model"  # the model's answer about holding
+    if name in report["reliability"]:
+        label = "P(held)" if name == "held" else "P(force closure)"
+        curves[f"{label} ({report['config']['model']})"] = report["reliability"][name]
         if len(report["per_k"]) > 1:
-            curves.update({f"model, K = {k}": report["reliability"][f"model_k{k}"] for k in report["per_k"]})
+            curves.update({f"{label}, K = {k}": report["reliability"][f"{name}_k{k}"] for k in report["per_k"]})
     fams = ", ".join(report["per_family"])
     ov, cal = report["overall"], report["calibrated_labels"]["overall"]
     title = (f"MuJoCo close/lift/shake, {ov['trials']} trials ({fams})\n"
              f"label: acc {ov['accuracy']:.2f}, kappa {ov['kappa']:.2f}; calibrated: acc {cal['accuracy']:.2f}"
-             + (f"; model AUC {ov['model_auc']:.2f}" if "model_auc" in ov else ""))
+             + (f"; model AUC {ov['model_auc']:.2f}" if "model_auc" in ov else "")
+             + (f", P(held) AUC {ov['held_auc']:.2f}" if "held_auc" in ov else ""))
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_reliability(curves, path, title)
