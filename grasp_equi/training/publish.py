@@ -104,7 +104,24 @@ def _card_section(path: Path) -> str:
         if fams:
             lines += ["Per held-out family: " + "; ".join(f"{f} AUC {_fmt(m['auc'])}" for f, m in fams.items()) + ".",
                       ""]
-    return "\n".join(lines)
+    return "\n".join(lines + _held_lines(info.get("held")))
+
+
+def _held_lines(held: dict | None) -> list[str]:
+    """The P(held) output's section (``grasp-equi fit-held``'s report), empty for models without it."""
+    if not held:
+        return []
+    lines = [f"**P(held)** (the default output): {held['members']} readouts on the frozen network's grasp features, "
+             f"fitted to {held['train_grasps']} training-family grasps labelled by randomised MuJoCo close/lift/shake "
+             "trials (`grasp-equi fit-held`). Against the trials (held = at least half of a grasp's trials held):", "",
+             "| split | K | grasps | held rate | P(held) AUC | P(held) ECE | P(force closure) AUC |", "|---|---|---|---|---|---|---|"]
+    for split in ("val", "test"):
+        section = held.get(split, {})
+        for k, m in {"all": section, **section.get("per_k", {})}.items():
+            if m.get("grasps"):
+                lines.append(f"| {split} | {k} | {m['grasps']} | {_fmt(m['held_rate'])} | {_fmt(m['held_auc'])} | "
+                             f"{_fmt(m['held_ece'])} | {_fmt(m['force_closure_auc'])} |")
+    return lines + [""]
 
 
 def write_model_card(weights_dir: Path) -> Path:
@@ -116,16 +133,18 @@ def write_model_card(weights_dir: Path) -> Path:
         "# grasp_equi model card",
         "",
         "Grasp stability scorers: input an object point cloud (N x 3, metres) and grasps (K = 2..5",
-        "contact points each); output P(stable) per grasp, trained on robust force-closure labels",
-        "(P(force closure) under perturbed contacts and friction, Coulomb friction mu = 0.5, soft-finger",
-        "contacts for K = 2; see docs/design.md). `grasp_equi.safetensors` is the SE(3)-invariant e3nn network",
+        "contact points each); output per grasp P(held) (the object stays in the hand through close, lift and",
+        "shake; learned from MuJoCo trials, for files with a P(held) section) and P(force closure) (the network's",
+        "own answer, trained on robust force-closure labels: P(force closure) under perturbed contacts and",
+        "friction, Coulomb friction mu = 0.5, soft-finger contacts for K = 2; see docs/design.md). The held-out",
+        "table below is P(force closure) against that label. `grasp_equi.safetensors` is the SE(3)-invariant e3nn network",
         "loaded by `GraspScorer.from_checkpoint()`; the baseline files are the non-equivariant PointNet",
         "comparison (`GraspScorer.from_checkpoint('grasp_equi/weights/baseline.safetensors')`).",
         "",
         "Intended use: ranking candidate grasps on single objects 2-15 cm across, seen as complete or",
-        "single-view clouds. Labels are analytic (force closure), not physical trials: on held-out",
-        "families the label agrees with MuJoCo lift-and-shake trials on 78.5 % of grasps (docs/physics.md,",
-        "physics validation), and force closure ignores the object's weight.",
+        "single-view clouds. The force-closure label is analytic, not physical: on held-out",
+        "families it agrees with MuJoCo lift-and-shake trials on 78.5 % of grasps (docs/physics.md,",
+        "physics validation), and force closure ignores the object's weight; P(held) is fitted to trials.",
         "Training objects are procedural shapes; held-out numbers below are on families never seen in",
         "training, not on real household scans. `make train` trains the shipped architecture from scratch;",
         "each section's command says how that file was made (`--init`: fine-tuned from earlier weights).",
