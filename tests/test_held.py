@@ -137,3 +137,22 @@ def test_validate_physics_reports_both_answers_against_the_trials(fitted, tmp_pa
     assert [t["score"] for t in result["trials"]] != held  # P(force closure) and P(held) both reported
     assert {"held", "held_k2", "held_k3", "model"} <= set(result["reliability"])
     assert (tmp_path / "vp.png").stat().st_size > 0 and scorer.outputs[0] == "held"
+
+
+def test_validate_physics_under_the_labels_randomised_conditions(tmp_path):
+    """``--conditions randomised``: trials under label-physics' draws (own stream), the same grasps and
+    labels as the fixed run; deterministic for a seed."""
+    import json
+
+    def run(name, *extra):
+        out = tmp_path / f"{name}.json"
+        assert main(["validate-physics", "--families", "box", "--objects", "2", "--grasps-per-object", "4",
+                     "--json", str(out), *extra]) == 0
+        return json.loads(out.read_text())
+
+    fixed, randomised, again = run("fixed"), run("r1", "--conditions", "randomised"), run("r2", "--conditions",
+                                                                                         "randomised")
+    assert randomised["config"]["conditions"] == "randomised" and fixed["config"]["conditions"] == "fixed"
+    assert [t["label"] for t in fixed["trials"]] == [t["label"] for t in randomised["trials"]]
+    assert [t["slip"] for t in randomised["trials"]] == [t["slip"] for t in again["trials"]]
+    assert [t["slip"] for t in randomised["trials"]] != [t["slip"] for t in fixed["trials"]]

@@ -70,7 +70,7 @@ def rebuild_object(family: str, object_id: str, dataset_seed: int):
     return make_object(family, np.random.default_rng([dataset_seed, index]), name=f"{family}-{index:06d}")
 
 
-def _variant(rng: np.random.Generator, base_mass: float):
+def draw_conditions(rng: np.random.Generator, base_mass: float):
     """One trial's physical parameters: ``(JawSpec, mass)``."""
     from .jaw import JawSpec
 
@@ -91,7 +91,7 @@ def label_object(mesh, mass: float, contacts: list[np.ndarray], settings: LabelS
     held = np.zeros(len(contacts), dtype=np.int8)
     needs_hand = any(len(c) != 2 for c in contacts)
     for _ in range(settings.trials):
-        spec, variant_mass = _variant(rng, mass)
+        spec, variant_mass = draw_conditions(rng, mass)
         jaws = GraspSimulator(mesh, variant_mass, spec, pieces=pieces) if any(len(c) == 2 for c in contacts) else None
         hand = FingertipSimulator(mesh, variant_mass, spec, pieces=pieces) if needs_hand else None
         for g, grasp in enumerate(contacts):

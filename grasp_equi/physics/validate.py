@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,20 @@ def _rows(obj, k: int, contacts, normals, sources, prob, eps, scores, held_score
              "score": float(scores[g]), "held_score": float(held_scores[g])} for g in range(len(contacts))]
 
 
+def _conditions(args, spec: JawSpec, mass: float, contacts: np.ndarray, index: int, k: int):
+    """``(spec, mass, contacts)`` an object's trials run with: as given (``--conditions fixed``), or one draw
+    of ``label-physics``' trial conditions from a stream of its own (``randomised``; the grasps, labels and
+    scores keep theirs)."""
+    if getattr(args, "conditions", "fixed") == "fixed":
+        return spec, mass, contacts
+    from .label import CONTACT_NOISE, draw_conditions
+
+    rng = np.random.default_rng([args.seed, 2000 + index, k])
+    variant, variant_mass = draw_conditions(rng, mass)
+    variant = replace(variant, noslip_iterations=spec.noslip_iterations, pad_radius=spec.pad_radius)
+    return variant, variant_mass, contacts + rng.normal(scale=CONTACT_NOISE, size=contacts.shape)
+
+
 def _model_answers(scorer, cloud: np.ndarray, contacts) -> tuple[np.ndarray, np.ndarray]:
     """``(P(force closure) [G], P(held) [G])`` of the model on one cloud (P(held) NaN when it has none)."""
     from grasp_equi import keys
@@ -147,8 +162,9 @@ def run(args) -> int:
             if scorer is not None:
                 cloud, _ = complete_cloud(obj, args.cloud_points, rng)
                 scores, held_scores = _model_answers(scorer, cloud, contacts)
-            jobs.append(ObjectJob(np.asarray(obj.mesh.vertices), np.asarray(obj.mesh.faces), _mass(obj), contacts,
-                                  spec))
+            job_spec, mass, simulated = _conditions(args, spec, _mass(obj), contacts, index, k)
+            jobs.append(ObjectJob(np.asarray(obj.mesh.vertices), np.asarray(obj.mesh.faces), mass, simulated,
+                                  job_spec))
             rows += _rows(obj, k, contacts, normals, sources, prob, eps, scores, held_scores)
     if not rows:
         raise ValueError("no grasps to simulate")
@@ -263,6 +279,7 @@ def _report(rows, args, spec: JawSpec, scorer, skip_reason: str) -> dict:
                    "pads": args.pads, "label_mu": args.label_mu,
                    "label_sigma": args.label_sigma, "label_mu_sigma": args.label_mu_sigma,
                    "label_samples": args.label_samples, "stable_threshold": args.label_threshold, "seed": args.seed,
+                   "conditions": getattr(args, "conditions", "fixed"),
                    "model": scorer.name if has_scores else None},
         "model_skipped": skip_reason or None,
         "statuses": statuses,

@@ -45,6 +45,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sim-mu", type=positive_float, default=JawSpec.mu, help="friction in the simulation")
     parser.add_argument("--sim-noslip", type=nonneg_int, default=JawSpec.noslip_iterations,
                         help="MuJoCo noslip iterations (0 = its soft friction, which creeps inside the cone)")
+    parser.add_argument("--conditions", choices=("fixed", "randomised"), default="fixed",
+                        help="fixed: every trial at --grip-force and --sim-mu; randomised: each object's trials under "
+                             "one draw of label-physics' conditions (friction, density, grip force, 1 mm contact "
+                             "noise), the distribution P(held) is defined over")
     parser.add_argument("--pads", choices=("fingertips", "flat"), default="fingertips",
                         help="fingertips: 5 mm rubber tips touch at the sampled points (the labels' soft-finger "
                              "contacts); flat: the box fingers are the jaws and settle where the geometry lets them")
