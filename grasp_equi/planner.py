@@ -98,7 +98,9 @@ class GraspPlanner:
     >>> ranked = planner.propose(points)        # (N, 3) -> Proposals, best first
     """
 
-    def __init__(self, scorer=None, body: GripperBody | None = None, config: PlannerConfig | None = None):
+    def __init__(self, scorer=None, body: GripperBody | None = None, config: PlannerConfig | None = None,
+                 output: str | None = None):
+        """``output``: the scorer's answer that ranks (``keys.OUTPUTS``; None: the model's default)."""
         if scorer is None:
             from grasp_equi.scorer import GraspScorer
 
@@ -106,6 +108,7 @@ class GraspPlanner:
         self.scorer = scorer
         self.body = body or GripperBody()
         self.config = config or PlannerConfig()
+        self.output = output
 
     def propose(self, points, normals=None, top_k: int | None = None, encoded=None, obstacles=None) -> Proposals:
         """Top ``top_k`` (default ``config.top_k``) proposals on ``points`` ``(N, 3)``; ``normals``
@@ -131,7 +134,7 @@ class GraspPlanner:
         ok = free[reasons == SCORED]  # [S] candidate indices
         contacts, widths = _scatter(contacts, widths, free, len(positions))
         start = time.perf_counter()
-        scores = self.scorer.score_encoded(encoded, contacts[ok]) if len(ok) else np.zeros(0, np.float32)
+        scores = self.scorer.score_encoded(encoded, contacts[ok], output=self.output) if len(ok) else np.zeros(0, np.float32)
         timings["score"] = _ms(start)
         judged = np.isfinite(scores)  # NaN: the scorer found a contact off the surface (never ranked)
         ok, scores = ok[judged], scores[judged]

@@ -118,6 +118,8 @@ def test_round_trip_matches_python_api(client, api, rng):
     assert len(spheres.points) == 6 * 2 + 3 * 4
     counts(client, scored=1)
     assert "small.safetensors" in client.diagnostics["model"] and client.diagnostics["device"] == "cpu"
+    assert result.p_force_closure is None and result.p_held is None  # one answer: no per-output fields
+    assert client.diagnostics["score_output"] == client.diagnostics["outputs"] == "force_closure"
 
 
 def test_grasp_off_the_surface_is_published_nan_and_counted(client, api, rng):
@@ -198,7 +200,7 @@ def test_latest_policy_and_runtime_parameters(client, api, rng):
 
     # parameters declared with ranges/choices/read-only are refused with a reason
     refused = {"sync": "sometimes", "queue_size": 0, "gripper.max_width": 5.0, "model_path": "/x.safetensors",
-               "sample_points": 2, "no_such_parameter": 1}
+               "sample_points": 2, "no_such_parameter": 1, "score_output": "held"}  # a model without P(held)
     for name, value in refused.items():
         (res,) = set_parameters(node, "grasp_stability", {name: value})
         assert not res.successful and res.reason, name
@@ -234,7 +236,7 @@ def test_grasp_poses_close_jaws_and_match_api(client, api):
     ids, scores, reasons = result.per_pose()
     assert ids.tolist() == [0, 1, 2, 3]  # every input index comes back ...
     assert reasons.tolist() == [SCORED, NO_CONTACT, SCORED, COLLISION]  # ... with why it was left out
-    assert np.isnan(scores[[1, 3]]).all()
+    assert np.isnan(scores[[1, 3]]).all() and result.p_force_closure is None
     contacts, valid = close_jaws(as_f32(pts), positions, quats, JawGeometry())
     assert valid.tolist() == [True, False, True, True]
     scored_rows = np.isin(result.grasp_id, [0, 2])

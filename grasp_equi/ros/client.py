@@ -24,11 +24,16 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from grasp_equi import keys
 from grasp_equi.ros import codec
 from grasp_equi.ros.answers import pose_array
+from grasp_equi.ros.outputs import SCORE_FIELD, STD_FIELD, field_name
 from grasp_equi.ros.diagnostics import diagnostic_values
 from grasp_equi.ros.requests import stamp_key
 
+# optional scored_grasps fields and their types (ScoredResult attributes of the same names)
+OPTIONAL_FIELDS = {"width": codec.FLOAT_TYPES, "reason": codec.INT_TYPES, STD_FIELD: codec.FLOAT_TYPES,
+                   **{field_name(o): codec.FLOAT_TYPES for o in keys.OUTPUTS}}
 RELIABLE = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -43,12 +48,23 @@ class ScoredResult:
     score: np.ndarray  # [C]
     width: np.ndarray | None = None  # [C] jaw opening (pose requests and proposals)
     reason: np.ndarray | None = None  # [C] 0 = scored, else why the pose was left out (grasp_equi.poses.REASONS)
-    score_std: np.ndarray | None = None  # [C] the ensemble's spread (models with an ensemble)
+    score_std: np.ndarray | None = None  # [C] the spread of `score` (held readouts', or an ensemble's)
+    p_held: np.ndarray | None = None  # [C] P(held) (models with both answers; NaN where not scored)
+    p_force_closure: np.ndarray | None = None  # [C] P(force closure) (models with both answers)
 
     def per_grasp(self) -> tuple[np.ndarray, np.ndarray]:
         """Sorted grasp ids ``(G,)`` and their scores ``(G,)``."""
         ids, first = np.unique(self.grasp_id, return_index=True)
         return ids, self.score[first]
+
+    def per_grasp_of(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted grasp ids ``(G,)`` and the field ``name`` (``"score"``, ``"p_held"``, ...) of each ``(G,)``;
+        ``ValueError`` when the message has no such field."""
+        values = getattr(self, name, None) if name in OPTIONAL_FIELDS or name == SCORE_FIELD else None
+        if values is None:
+            raise ValueError(f"scored_grasps has no field {name!r} (model without that answer?)")
+        ids, first = np.unique(self.grasp_id, return_index=True)
+        return ids, values[first]
 
     def per_pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pose indices ``(P,)`` with their scores (NaN = left out) and reason codes ``(P,)``."""
@@ -64,12 +80,10 @@ def now_stamp() -> Time:
 
 def decode_scored(msg: PointCloud2, received: float) -> ScoredResult:
     fields = codec.read_fields(msg, {**{n: codec.FLOAT_TYPES for n in codec.XYZ}, "grasp_id": codec.INT_TYPES,
-                                     "score": codec.FLOAT_TYPES},
-                               {"width": codec.FLOAT_TYPES, "reason": codec.INT_TYPES, "score_std": codec.FLOAT_TYPES},
-                               max_points=10**8)
+                                     SCORE_FIELD: codec.FLOAT_TYPES}, OPTIONAL_FIELDS, max_points=10**8)
     points = np.stack([fields[n].astype(np.float64) for n in codec.XYZ], axis=1)
-    return ScoredResult(msg, received, points, fields["grasp_id"].astype(np.int64), fields["score"],
-                        fields.get("width"), fields.get("reason"), fields.get("score_std"))
+    return ScoredResult(msg, received, points, fields["grasp_id"].astype(np.int64), fields[SCORE_FIELD],
+                        **{name: fields.get(name) for name in OPTIONAL_FIELDS})
 
 
 class ScoreClient:

@@ -65,8 +65,10 @@ class Throttle:
 
 
 def diagnostic_array(stamp, stats: Stats, device: str, model: str, trained: bool, queue_len: int,
-                     queue_size: int, previous: dict[str, int]) -> tuple[DiagnosticArray, dict[str, int]]:
-    """One ``DiagnosticStatus`` with the device, model, latency percentiles and counts.
+                     queue_size: int, previous: dict[str, int],
+                     about_model: dict[str, str] | None = None) -> tuple[DiagnosticArray, dict[str, int]]:
+    """One ``DiagnosticStatus`` with the device, model (and ``about_model``'s values: which output
+    ``score`` carries, which the model has), latency percentiles and counts.
 
     The level is WARN for an untrained model or when messages were invalid, unmatched or
     dropped since the ``previous`` counts; returns the array and the counts to pass next time.
@@ -74,7 +76,7 @@ def diagnostic_array(stamp, stats: Stats, device: str, model: str, trained: bool
     counts, latency, last_invalid, stages = stats.snapshot()
     new = {name: counts[name] - previous.get(name, 0) for name in ("invalid", "unmatched", "dropped")}
     values = {"device": device, "model": model, "model_trained": str(trained).lower(),
-              "queue": f"{queue_len}/{queue_size}"}
+              **(about_model or {}), "queue": f"{queue_len}/{queue_size}"}
     if len(latency):
         for q in (50, 90, 99):
             values[f"latency_p{q}_ms"] = f"{np.percentile(latency, q):.1f}"

@@ -38,7 +38,8 @@ from grasp_equi.ros.gripper_markers import gripper_markers
 from grasp_equi.ros.interrupt import exits_quietly_on_interrupt, ignore_sigint
 from grasp_equi.ros.markers import grasp_markers
 from grasp_equi.ros.model import load_scorer, warm_up
-from grasp_equi.ros.params import Settings, declare_all, read_settings
+from grasp_equi.ros.outputs import Answers, has_spread, named_fields, resolve_output, score_all
+from grasp_equi.ros.params import Settings, declare_all, output_check, read_settings
 from grasp_equi.ros.requests import CloudEntry, CloudStore, PendingRequests, Request, describe_stamp
 from grasp_equi.ros.worker import DropOldestQueue, Worker
 from grasp_equi.validation import check_cloud
@@ -61,6 +62,8 @@ class GraspNode(Node):
         self.settings: Settings = read_settings(self)
         self._apply_cpu_threads()
         self.scorer, self.model_label, self.trained = load_scorer(self.settings, self.get_logger())
+        output = self._output(self.settings)  # ValueError (exit 2) when the model lacks score_output's choice
+        self.add_on_set_parameters_callback(output_check(self.scorer.outputs, self.scorer.name, self.get_logger()))
         warm_up(self.scorer)
         self.scorer.limits = self.settings.limits  # after the warm-up: its 5 cm sphere must not be refused
         self.stats = Stats()
@@ -86,9 +89,14 @@ class GraspNode(Node):
         self.create_subscription(PointCloud2, "propose_cloud", self._on_propose, CLOUD_QOS)
         self.get_logger().info(
             f"ready: model {self.model_label} ({'trained' if self.trained else 'UNTRAINED'}) on "
-            f"{self.scorer.device}, sync={self.settings.sync}, queue_size={self.settings.queue_size}")
+            f"{self.scorer.device}, score = P({output}) of {list(self.scorer.outputs)}, sync={self.settings.sync}, "
+            f"queue_size={self.settings.queue_size}")
 
     # ------------------------------------------------------------------ bookkeeping
+    def _output(self, settings: Settings) -> str:
+        """The output ``score`` carries (``keys.OUTPUTS``); ``ValueError`` if the model lacks the choice."""
+        return resolve_output(settings.score_output, self.scorer.outputs, self.scorer.name)
+
     def _on_parameters_set(self, _params) -> None:
         self.settings = read_settings(self)
         self.throttle.period = self.settings.log_throttle
@@ -230,7 +238,8 @@ class GraspNode(Node):
     def _publish_diagnostics(self) -> None:
         array, self._diag_previous = diagnostic_array(
             self.get_clock().now().to_msg(), self.stats, str(self.scorer.device), self.model_label, self.trained,
-            len(self.jobs), self.jobs.capacity, self._diag_previous)
+            len(self.jobs), self.jobs.capacity, self._diag_previous,
+            {"score_output": self._output(self.settings), "outputs": ",".join(self.scorer.outputs)})
         self.pub_diag.publish(array)
 
     def _apply_cpu_threads(self) -> None:
@@ -287,23 +296,16 @@ class GraspNode(Node):
 
     def _answer_contacts(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
         """``scored_grasps`` (the input's fields + score) and markers for a contacts request."""
-        grasps = request.grasps
-        scores, spread = self._scores(encoded, grasps) if grasps else (np.zeros(0, np.float32), None)  # [G] x2
+        grasps, output = request.grasps, self._output(settings)
+        answers = score_all(self.scorer, encoded, grasps, output) if grasps else self._no_answers(0, output)  # [G]
         self._count_unjudged(self.scorer.reasons if grasps else [])
-        columns = {**request.columns, "score": scores[request.contact_grasp].astype(np.float32)}
-        if self._has_ensemble():  # the ensemble's spread: the model's uncertainty about each grasp
-            columns["score_std"] = (spread if spread is not None else scores)[request.contact_grasp].astype(np.float32)
+        columns = {**request.columns, **answers.columns(request.contact_grasp)}
         out = codec.encode_cloud(request.header, columns)
-        return out, grasp_markers(request.header, grasps, scores, request.grasp_ids, settings.marker_size), None
+        return out, grasp_markers(request.header, grasps, answers.score, request.grasp_ids, settings.marker_size), None
 
-    def _has_ensemble(self) -> bool:
-        return getattr(self.scorer.model, "ensemble", None) is not None
-
-    def _scores(self, encoded, grasps) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(P [G], spread [G] or None)``: the spread when the model carries an ensemble."""
-        if self._has_ensemble():
-            return self.scorer.score_encoded(encoded, grasps, return_std=True)
-        return self.scorer.score_encoded(encoded, grasps), None
+    def _no_answers(self, size: int, output: str) -> Answers:
+        """All-NaN answers for ``size`` grasps, with the fields this model's answers carry."""
+        return Answers.empty(size, has_spread(self.scorer, output), named_fields(self.scorer))
 
     def _answer_poses(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
         """Close the jaws of every pose, score the ones that hold something, keep every index."""
@@ -312,18 +314,16 @@ class GraspNode(Node):
                                                     settings.check_collisions)  # [P, 2, 3], [P], [P]
         self.stats.count("poses_without_contact", int((reasons == NO_CONTACT).sum()))
         self.stats.count("poses_in_collision", int((reasons == COLLISION).sum()))
-        ids = np.flatnonzero(reasons == SCORED)  # [G] pose indices
-        scores = np.full(len(reasons), np.nan, dtype=np.float32)  # [P]
-        spread = np.full(len(reasons), np.nan, dtype=np.float32) if self._has_ensemble() else None  # [P]
+        ids, output = np.flatnonzero(reasons == SCORED), self._output(settings)  # [G] pose indices
+        answers = self._no_answers(len(reasons), output)  # [P] each, NaN where left out
+        scores = answers.score  # [P]
         if len(ids):
-            scores[ids], sigma = self._scores(encoded, contacts[ids])
-            if spread is not None:
-                spread[ids] = sigma
+            answers.put(ids, score_all(self.scorer, encoded, contacts[ids], output))
             self._count_unjudged(self.scorer.reasons)
             reasons[ids[~np.isfinite(scores[ids])]] = OFF_SURFACE  # one row at the pose, score NaN, reason 3
             ids = ids[np.isfinite(scores[ids])]
         header = request.header
-        out = codec.encode_cloud(header, pose_columns(request.positions, contacts, widths, reasons, scores, spread),
+        out = codec.encode_cloud(header, pose_columns(request.positions, contacts, widths, reasons, answers),
                                  is_dense=bool(len(ids) == len(reasons)))
         markers = grasp_markers(header, [contacts[i] for i in ids], scores[ids], ids, settings.marker_size)
         markers.markers += gripper_markers(header, request.positions[ids], rotations[ids], widths[ids], scores[ids],
@@ -332,7 +332,8 @@ class GraspNode(Node):
 
     def _answer_propose(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
         """Ranked proposals on the cloud: ``ranked_poses`` best first, their contacts in ``scored_grasps``."""
-        planner = GraspPlanner(self.scorer, settings.body, settings.planner)
+        output = self._output(settings)
+        planner = GraspPlanner(self.scorer, settings.body, settings.planner, output=output)  # ranks by `score`
         if settings.scene is None:
             ranked = planner.propose(cloud.points, cloud.normals, encoded=encoded)
         else:  # a scene: the object cluster is proposed on, the rest (the table) only blocks the gripper
@@ -340,12 +341,15 @@ class GraspNode(Node):
             solid = np.ones(len(cloud.points), dtype=bool)
             solid[seg.object_idx] = False
             normals = None if cloud.normals is None else cloud.normals[seg.object_idx]
-            ranked = planner.propose(cloud.points[seg.object_idx], normals, obstacles=cloud.points[solid])
+            encoded = self.scorer.encode(cloud.points[seg.object_idx], normals)
+            ranked = planner.propose(cloud.points[seg.object_idx], normals, encoded=encoded,
+                                     obstacles=cloud.points[solid])
         self.stats.count("proposals", len(ranked))
         for step, ms in ranked.timings.items():
             self.scorer.timings[f"propose_{step}"] = ms
         header = request.header
-        out = codec.encode_cloud(header, ranked_columns(ranked.contacts, ranked.widths, ranked.scores))
+        answers = score_all(self.scorer, encoded, ranked.contacts, output, known=ranked.scores)  # [k] each
+        out = codec.encode_cloud(header, ranked_columns(ranked.contacts, ranked.widths, answers))
         rotations = quaternion_to_matrix(ranked.poses[:, 3:]) if len(ranked) else np.zeros((0, 3, 3))
         markers = grasp_markers(header, list(ranked.contacts), ranked.scores, np.arange(len(ranked)),
                                 settings.marker_size)

@@ -2,8 +2,9 @@
 
 Every parameter is declared with a ``ParameterDescriptor`` so ``ros2 param describe`` shows
 its range, and rclpy itself rejects out-of-range or read-only changes. Choices (``sync``,
-``device``) are checked in an on-set callback, so a bad value is refused with a reason both
-at start-up (from a params file) and at run time. Unknown names in a params file are an
+``device``, ``score_output``) are checked in an on-set callback, so a bad value is refused with a
+reason both at start-up (from a params file) and at run time; whether the loaded model answers
+the ``score_output`` chosen is checked once it is loaded (``output_check``). Unknown names in a params file are an
 error at start-up: a typo must not silently leave a default in place.
 """
 
@@ -22,6 +23,7 @@ from grasp_equi.gripper import JawGeometry
 from grasp_equi.planner import PlannerConfig
 from grasp_equi.poses import GripperBody
 from grasp_equi.limits import Limits
+from grasp_equi.ros.outputs import OUTPUT_CHOICES, resolve_output
 from grasp_equi.scene import SceneConfig
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -49,6 +51,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("cpu_threads", 1, "torch CPU threads for inference; 0 = torch's default (one per core). 1 keeps "
          "OpenMP workers from contending with the DDS and executor threads on small robot CPUs",
          read_only=True, value_range=(0, 256)),
+    Spec("score_output", "", "what scored_grasps' score (and markers' colours) carries: '' = the model's "
+         "default (held when it has P(held) readouts, else force_closure), held = P(held) from physics trials, "
+         "force_closure = P(robust force closure); a choice the model lacks is refused", choices=OUTPUT_CHOICES),
     Spec("sync", "exact", "match contacts to the cloud with the same header.stamp (exact) or to the "
          "latest cloud in the same frame (latest)", choices=SYNC_CHOICES),
     Spec("sync_timeout", 2.0, "seconds a request waits for its cloud before it is dropped", value_range=(0.0, 60.0)),
@@ -109,6 +114,7 @@ class Settings:
     allow_untrained: bool = False
     device: str = "auto"
     cpu_threads: int = 1
+    score_output: str = ""
     sync: str = "exact"
     sync_timeout: float = 2.0
     max_points: int = L.MAX_POINTS
@@ -139,7 +145,7 @@ class Settings:
 def _descriptor(spec: Spec) -> ParameterDescriptor:
     desc = ParameterDescriptor(name=spec.name, description=spec.description, read_only=spec.read_only)
     if spec.choices:
-        desc.additional_constraints = "one of: " + ", ".join(spec.choices)
+        desc.additional_constraints = "one of: " + ", ".join(c or "''" for c in spec.choices)
     if spec.name == "device":
         desc.additional_constraints = "auto, cpu, cuda or cuda:N"
     if spec.value_range is not None:
@@ -161,6 +167,9 @@ def check_values(params: list[Parameter], current: dict | None = None) -> SetPar
     for p in params:
         if p.name == "sync" and p.value not in SYNC_CHOICES:
             return SetParametersResult(successful=False, reason=f"sync must be one of {SYNC_CHOICES}; got {p.value!r}")
+        if p.name == "score_output" and p.value not in OUTPUT_CHOICES:
+            return SetParametersResult(successful=False, reason=f"score_output must be one of {list(OUTPUT_CHOICES)} "
+                                                                f"('' = the model's default); got {p.value!r}")
         if p.name == "device" and not DEVICE_PATTERN.match(str(p.value)):
             return SetParametersResult(successful=False,
                                        reason=f"device must be auto, cpu, cuda or cuda:N; got {p.value!r}")
@@ -168,6 +177,20 @@ def check_values(params: list[Parameter], current: dict | None = None) -> SetPar
             return SetParametersResult(successful=False,
                                        reason=f"sample_points must be 0 or >= {MIN_POINTS}; got {p.value}")
     return SetParametersResult(successful=True)
+
+
+def output_check(outputs: tuple[str, ...], model: str, logger):
+    """On-set callback once the model is loaded: refuse (and log) a ``score_output`` it cannot answer."""
+    def check(params: list[Parameter]) -> SetParametersResult:
+        for p in params:
+            if p.name == "score_output":
+                try:
+                    resolve_output(p.value, outputs, model)
+                except ValueError as err:
+                    logger.warning(f"refused: {err}")
+                    return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+    return check
 
 
 def declare_all(node: Node) -> None:
