@@ -3,22 +3,39 @@ row selects it in the scene; hovering a row shows its scores."""
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
+from grasp_equi import keys
 from grasp_equi_gui.colors import hex_color, score_rgba
 from grasp_equi_gui.models import BASELINE, EQUIVARIANT
 from grasp_equi_gui.scene import PRIMARY_KEYS, Scene
-from grasp_equi_gui.scoring import STD_SUFFIX
+from grasp_equi_gui.scoring import STD_SUFFIX, output_key
 
-# columns, when the scene has those scores (the first one sorts); last the ensembles' spreads
-SCORE_KEYS = (*PRIMARY_KEYS, EQUIVARIANT + STD_SUFFIX, BASELINE + STD_SUFFIX)
+SPREAD_KEYS = (EQUIVARIANT + STD_SUFFIX, BASELINE + STD_SUFFIX)  # last columns: the spread of each default answer
 HEADERS = {EQUIVARIANT + STD_SUFFIX: "σ", BASELINE + STD_SUFFIX: "baseline σ"}  # short: the columns are narrow
+ANSWER_NAMES = {keys.OUTPUT_HELD: "P(held)", keys.OUTPUT_FORCE_CLOSURE: "P(force closure)"}
+
+
+def score_columns(scores: dict[str, np.ndarray], num_grasps: int) -> list[tuple[str, str]]:
+    """``(scene key, header)`` of each score column the table shows: per model (node, equivariant,
+    baseline) its answers by name when it has several (P(held), P(force closure)), else its one
+    score; then the spreads σ. Only scores with one value per grasp count."""
+    present = [k for k, v in scores.items() if len(v) == num_grasps]
+    out = []
+    for key in PRIMARY_KEYS:
+        prefix = "" if key == EQUIVARIANT else key + " "
+        named = [(output_key(key, o), prefix + name) for o, name in ANSWER_NAMES.items()
+                 if output_key(key, o) in present]
+        out += named or ([(key, key)] if key in present else [])
+    return out + [(k, HEADERS[k]) for k in SPREAD_KEYS if k in present]
 
 
 class GraspTable(QTableWidget):
-    """Sorted by the first available score (the node's in live mode, else the equivariant one)."""
+    """Rows ranked by the scene's primary score (the node's in live mode, else the equivariant model's default
+    answer); the first score column's text is coloured by its values."""
 
     def __init__(self, scene: Scene, parent=None):
         super().__init__(parent)
@@ -36,23 +53,19 @@ class GraspTable(QTableWidget):
         scene.filter_changed.connect(self.refresh)
         self.refresh()
 
-    def sort_key(self) -> str | None:
-        return next((k for k in SCORE_KEYS if k in self.scene.scores), None)
-
     def refresh(self) -> None:
         scene = self.scene
-        keys = [k for k in SCORE_KEYS if k in scene.scores and len(scene.scores[k]) == len(scene.grasps)]
-        sort_key = scene.primary_key()
-        self.row_grasps = scene.visible()
+        columns = score_columns(scene.scores, len(scene.grasps))
+        self.row_grasps = scene.visible()  # ranked by the scene's primary score
         self._filling = True
-        self.setColumnCount(2 + max(len(keys), 1))
-        self.setHorizontalHeaderLabels(["#", "K"] + ([HEADERS.get(k, k) for k in keys] or ["score"]))
+        self.setColumnCount(2 + max(len(columns), 1))
+        self.setHorizontalHeaderLabels(["#", "K"] + ([header for _, header in columns] or ["score"]))
         self.setRowCount(len(self.row_grasps))
-        colors = score_rgba(scene.scores.get(sort_key) if sort_key else None, len(scene.grasps))
+        colors = score_rgba(scene.scores[columns[0][0]] if columns else None, len(scene.grasps))  # the first column's
         for row, g in enumerate(self.row_grasps):
             cells = [str(g), str(len(scene.grasps[g]))]
-            cells += [f"{scene.scores[k][g]:.4f}" for k in keys] if keys else ["scoring…"]
-            tip = f"grasp #{g}: " + (", ".join(f"{k} {scene.scores[k][g]:.4f}" for k in keys) or "scoring…")
+            cells += [f"{scene.scores[k][g]:.4f}" for k, _ in columns] if columns else ["scoring…"]
+            tip = f"grasp #{g}: " + (", ".join(f"{h} {scene.scores[k][g]:.4f}" for k, h in columns) or "scoring…")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tip)

@@ -2,7 +2,8 @@
 
 Bridges ``grasp_equi_gui.ros_live.LiveSubscriber`` (rclpy, its own thread) into the GUI thread through
 queued Qt signals and writes the messages into the scene. While live, the local scoring is
-off: the grasps are coloured and ranked by the node's own scores (key ``"node"``).
+off: the grasps are coloured and ranked by the node's own scores (key ``"node"``); a node whose model
+answers both P(held) and P(force closure) sends each by name too (keys ``"node:held"`` and so on).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from grasp_equi_gui.panels import LivePanel
 from grasp_equi_gui.ros_live import LiveCloud, LiveGrasps, LiveSubscriber
 from grasp_equi_gui.scene import Scene, SceneObject
+from grasp_equi_gui.scoring import output_key
 from grasp_equi_gui.workers import ScoringController
 
 NODE_SCORES = "node"
@@ -113,7 +115,8 @@ class LiveController(QObject):
 
     def _show_grasps(self, grasps: LiveGrasps) -> None:
         """The node's grasps, best selected (unless the user picked one); left-out ones listed."""
-        self.scene.set_grasps(grasps.grasps, {NODE_SCORES: grasps.scores}, rejected=grasps.rejected,
+        named = {output_key(NODE_SCORES, output): values for output, values in grasps.answers.items()}
+        self.scene.set_grasps(grasps.grasps, {NODE_SCORES: grasps.scores, **named}, rejected=grasps.rejected,
                               keep_user_selection=True)
 
     def _update_status(self) -> None:

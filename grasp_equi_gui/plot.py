@@ -12,18 +12,21 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from grasp_equi import keys
 from grasp_equi_gui.models import BASELINE, EQUIVARIANT, ModelSlot
 from grasp_equi_gui.scene import Scene
-from grasp_equi_gui.scoring import STD_SUFFIX, SWEEP_STEPS
+from grasp_equi_gui.scoring import OUTPUT_SEPARATOR, STD_SUFFIX, SWEEP_STEPS, output_key, slot_keys
 
 DEVIATION_FLOOR = 1e-9  # |delta| of exactly 0 is drawn here (a log axis has no 0)
 CURVE_STYLE = {EQUIVARIANT: ("#2ecc71", "equivariant"), BASELINE: ("#e67e22", "baseline (not equivariant)"),
-               EQUIVARIANT + STD_SUFFIX: ("#5dade2", "equivariant σ (ensemble spread)"),
-               BASELINE + STD_SUFFIX: ("#c0392b", "baseline σ (ensemble spread)")}
+               EQUIVARIANT + STD_SUFFIX: ("#5dade2", "equivariant σ (spread of its readouts)"),
+               BASELINE + STD_SUFFIX: ("#c0392b", "baseline σ (ensemble spread)"),
+               output_key(EQUIVARIANT, keys.OUTPUT_FORCE_CLOSURE): ("#f4d03f", "equivariant P(force closure)")}
 
 
-def _has_ensemble(slot: ModelSlot) -> bool:
-    return getattr(slot.scorer.model, "ensemble", None) is not None
+def _model_key(key: str) -> str:
+    """The model of a curve key (``"equivariant_std"``, ``"equivariant:force_closure"`` -> ``"equivariant"``)."""
+    return key.split(OUTPUT_SEPARATOR)[0].removesuffix(STD_SUFFIX)
 
 
 class SweepPlot(QWidget):
@@ -52,8 +55,8 @@ class SweepPlot(QWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.deviation_curves: dict[str, pg.PlotDataItem] = {}
         for key, (color, name) in CURVE_STYLE.items():
-            slot = self.slots.get(key.removesuffix(STD_SUFFIX))
-            if slot is not None and slot.available and (key == slot.key or _has_ensemble(slot)):
+            slot = self.slots.get(_model_key(key))
+            if slot is not None and key in slot_keys(slot):  # the model gives that answer (σ, P(force closure))
                 trained = "" if slot.trained else " [untrained]"
                 self.curves[key] = self.plot.plot([], [], pen=pg.mkPen(color, width=3), name=name + trained,
                                                   symbol="o", symbolSize=4, symbolBrush=color, symbolPen=None)

@@ -35,21 +35,27 @@ class LiveGrasps:
     frame_id: str
     stamp: tuple[int, int]
     rejected: list[str] = None  # grasps the node left out (NaN score), one reason each
+    answers: dict[str, np.ndarray] = None  # output name (grasp_equi.keys.OUTPUTS) -> [G], models with several
 
     def __post_init__(self):
         self.rejected = list(self.rejected or [])
+        self.answers = dict(self.answers or {})
 
 
 REASON_NAMES = {1: "no contact: the jaws close on nothing", 2: "collision: the gripper hits the object"}
 
 
 def decode_scored(msg) -> LiveGrasps:
-    """Group a ``scored_grasps`` message (x, y, z, grasp_id, score[, reason]) into grasps and
-    scores; grasps the node left out (NaN score, non-zero ``reason``) become ``rejected`` lines."""
+    """Group a ``scored_grasps`` message (x, y, z, grasp_id, score[, reason][, p_held, p_force_closure])
+    into grasps and scores (and each named answer, ``answers``); grasps the node left out (NaN score,
+    non-zero ``reason``) become ``rejected`` lines."""
+    from grasp_equi import keys
     from grasp_equi.ros.codec import FLOAT_TYPES, INT_TYPES, read_fields
+    from grasp_equi.ros.outputs import field_name
 
     required = {"x": FLOAT_TYPES, "y": FLOAT_TYPES, "z": FLOAT_TYPES, "grasp_id": INT_TYPES, "score": FLOAT_TYPES}
-    fields = read_fields(msg, required, {"reason": INT_TYPES}, MAX_POINTS)
+    named = {field_name(o): o for o in keys.OUTPUTS}
+    fields = read_fields(msg, required, {"reason": INT_TYPES, **{f: FLOAT_TYPES for f in named}}, MAX_POINTS)
     points = np.stack([fields[n].astype(np.float64) for n in "xyz"], axis=1)  # [C, 3]
     if not np.isfinite(points).all():
         raise ValueError("scored_grasps has non-finite contact coordinates")
@@ -64,8 +70,9 @@ def decode_scored(msg) -> LiveGrasps:
     rejected = [f"grasp #{int(ids[i])}: {REASON_NAMES.get(int(reasons[i]), 'not scored')}; removed"
                 for i in np.flatnonzero(left_out)]
     keep = np.flatnonzero(~left_out)
+    answers = {o: fields[f].astype(np.float64)[first][keep] for f, o in named.items() if f in fields}
     return LiveGrasps(ids[keep], [grasps[i] for i in keep], scores[keep], msg.header.frame_id, _stamp(msg),
-                      rejected)
+                      rejected, answers)
 
 
 def decode_cloud_msg(msg) -> LiveCloud:

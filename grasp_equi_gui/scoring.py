@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grasp_equi import GraspScorer, keys
 from grasp_equi.geometry import random_rotation, rotation_about_axis
 from grasp_equi_gui.models import ModelSlot
 
@@ -38,22 +39,65 @@ class PosedScene:
                    tuple(g.copy() for g in scene.grasps), obj.center.copy(), scene.rotation.copy(), scene.version)
 
 
-STD_SUFFIX = "_std"  # scores[key + STD_SUFFIX]: the spread of that model's ensemble (models with one)
+# Keys of a model's scores in the scene: scores[key] is its default answer (P(held) for models with
+# P(held) readouts, else P(force closure)): it ranks and colours the grasps. scores[key + STD_SUFFIX]
+# is that answer's spread σ (the P(held) readouts', or the ensemble's), and a model with several
+# answers also gives each by name under output_key(key, output) (grasp_equi.keys.OUTPUTS).
+STD_SUFFIX = "_std"
+OUTPUT_SEPARATOR = ":"
+
+
+def output_key(key: str, output: str) -> str:
+    """Scene key of ``output`` (``"held"``, ``"force_closure"``) of the model (or node) ``key``."""
+    return f"{key}{OUTPUT_SEPARATOR}{output}"
+
+
+def has_spread(scorer: GraspScorer) -> bool:
+    """True when ``scorer``'s default answer comes with a spread (P(held) readouts, or an ensemble)."""
+    return scorer.outputs[0] == keys.OUTPUT_HELD or getattr(scorer.model, "ensemble", None) is not None
+
+
+def slot_keys(slot: ModelSlot) -> list[str]:
+    """The scene keys ``score_at`` fills for ``slot`` (none when it is not available)."""
+    if not slot.available:
+        return []
+    outputs = slot.scorer.outputs
+    return ([slot.key] + ([slot.key + STD_SUFFIX] if has_spread(slot.scorer) else [])
+            + ([output_key(slot.key, o) for o in outputs] if len(outputs) > 1 else []))
+
+
+def score_model(scorer: GraspScorer, key: str, points: np.ndarray, grasps: list[np.ndarray],
+                normals: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Every answer of one model (keys as ``slot_keys``), ``[G]`` each; the cloud is encoded once.
+    ``ValueError`` for a bad cloud or grasps (``GraspScorer.score``)."""
+    outputs = scorer.outputs
+    if len(outputs) == 1:  # one answer: the plain public call
+        if not has_spread(scorer):
+            return {key: scorer.score(points, grasps, normals)}
+        score, spread = scorer.score(points, grasps, normals, return_std=True)
+        return {key: score, key + STD_SUFFIX: spread}
+    encoded = scorer.encode(points, normals)
+    out = {}
+    for output in outputs:
+        if output == outputs[0] and has_spread(scorer):
+            out[key], out[key + STD_SUFFIX] = scorer.score_encoded(encoded, grasps, return_std=True, output=output)
+            out[output_key(key, output)] = out[key]
+        else:
+            out[output_key(key, output)] = scorer.score_encoded(encoded, grasps, output=output)
+    out.setdefault(key, out[output_key(key, outputs[0])])
+    return out
 
 
 def score_at(slots: list[ModelSlot], posed: PosedScene, rotation: np.ndarray) -> dict[str, np.ndarray]:
-    """Rotate cloud, normals and contacts to ``rotation`` about the centroid and score them; a model
-    with an ensemble also gives its spread σ under ``key + STD_SUFFIX``."""
+    """Rotate cloud, normals and contacts to ``rotation`` about the centroid and score them with every
+    available model (``score_model``: its default answer, σ when it has one, each answer by name)."""
     c = posed.center
     points = (posed.points - c) @ rotation.T + c  # [N, 3]
     normals = None if posed.normals is None else posed.normals @ rotation.T  # [N, 3]
     grasps = [(g - c) @ rotation.T + c for g in posed.grasps]  # each [K, 3]
     out = {}
     for slot in (s for s in slots if s.available):
-        if getattr(slot.scorer.model, "ensemble", None) is not None:
-            out[slot.key], out[slot.key + STD_SUFFIX] = slot.scorer.score(points, grasps, normals, return_std=True)
-        else:
-            out[slot.key] = slot.scorer.score(points, grasps, normals)
+        out.update(score_model(slot.scorer, slot.key, points, grasps, normals))
     return out
 
 

@@ -102,3 +102,17 @@ def with_test_ensemble(scorer, members: int = 3, seed: int = 0):
         torch.manual_seed(seed)
         ensemble = ReadoutEnsemble(scorer.model.pooled_dim, scorer.config.readout_hidden, members)
     return with_ensemble(scorer.model, scorer.config, ensemble)
+
+
+def with_test_held(scorer, members: int = 3, seed: int = 0):
+    """``(model, config)``: ``scorer``'s network plus seeded, unfitted P(held) readouts (``members``), so it
+    answers both P(held) (its default) and P(force closure); values arbitrary but deterministic."""
+    import torch
+
+    from grasp_equi.model.ensemble import ReadoutEnsemble
+    from grasp_equi.training.ensemble import with_readouts
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        readouts = ReadoutEnsemble(scorer.model.pooled_dim, scorer.config.readout_hidden, members)
+    return with_readouts(scorer.model, scorer.config, "held", readouts)

@@ -44,7 +44,7 @@ def _describe_blocks(text: str) -> dict[str, str]:
 
 
 def test_ros2_param_describe_shows_every_parameter_as_declared(ros, node):
-    from grasp_equi.ros.params import SPECS
+    from grasp_equi.ros.params import SPECS, choices_text
 
     ws, env = ros
     done = ros2(ws, env, "param", "describe", *DISCOVERY, "/grasp_stability", *(s.name for s in SPECS))
@@ -61,7 +61,7 @@ def test_ros2_param_describe_shows_every_parameter_as_declared(ros, node):
             assert re.search(rf"Min value: {lo}(\.0)?\b", block), block
             assert re.search(rf"Max value: {hi}(\.0)?\b", block), block
         if spec.choices:
-            assert "one of: " + ", ".join(spec.choices) in block, block
+            assert choices_text(spec.choices) in block, block
 
 
 def test_ros2_topic_echo_once_prints_the_demos_scored_grasps(ros, node, tmp_path):

@@ -36,6 +36,7 @@ def test_starts_from_the_shipped_params_file(checkpoint, tmp_path):
 @pytest.mark.parametrize("yaml_body, code, reason", [
     ("max_point: 10", 2, "unknown parameter"),
     ("queue_size: 0", 2, "queue_size"),
+    ("score_output: robust", 2, "score_output must be one of"),
     ("model_path: /no/such/model.safetensors", 1, "no such file"),
 ])
 def test_bad_parameters_exit_with_reason(yaml_body, code, reason, tmp_path):

@@ -142,10 +142,15 @@ class Settings:
                       max_object_radius=self.max_object_radius)
 
 
+def choices_text(choices: tuple[str, ...]) -> str:
+    """A descriptor's ``additional_constraints`` for a choice (the empty string shown as ``''``)."""
+    return "one of: " + ", ".join(c or "''" for c in choices)
+
+
 def _descriptor(spec: Spec) -> ParameterDescriptor:
     desc = ParameterDescriptor(name=spec.name, description=spec.description, read_only=spec.read_only)
     if spec.choices:
-        desc.additional_constraints = "one of: " + ", ".join(c or "''" for c in spec.choices)
+        desc.additional_constraints = choices_text(spec.choices)
     if spec.name == "device":
         desc.additional_constraints = "auto, cpu, cuda or cuda:N"
     if spec.value_range is not None:
