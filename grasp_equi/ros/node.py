@@ -89,8 +89,8 @@ class GraspNode(Node):
         self.create_subscription(PointCloud2, "propose_cloud", self._on_propose, CLOUD_QOS)
         self.get_logger().info(
             f"ready: model {self.model_label} ({'trained' if self.trained else 'UNTRAINED'}) on "
-            f"{self.scorer.device}, score = P({output}) of {list(self.scorer.outputs)}, sync={self.settings.sync}, "
-            f"queue_size={self.settings.queue_size}")
+            f"{self.scorer.device}, sync={self.settings.sync}, queue_size={self.settings.queue_size}, "
+            f"score = P({output}) of the model's {list(self.scorer.outputs)}")
 
     # ------------------------------------------------------------------ bookkeeping
     def _output(self, settings: Settings) -> str:
