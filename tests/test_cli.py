@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from grasp_equi.cli import SUBCOMMANDS, main
+from grasp_equi.paths import SHIPPED_WEIGHTS as SHIPPED
 
 HEAVY = ("torch", "e3nn", "rclpy", "open3d", "mujoco", "trimesh", "PySide6", "scipy")
 HELP_BOUND_S = 5.0  # generous bound for a loaded 2-core CI machine; the target (< 1 s) is in the bench
@@ -161,6 +162,9 @@ def _failures(f: Path) -> list[tuple[list[str], str]]:
         (["label-physics", "--data", str(f / "nowhere")], "--data"),
         (["fit-ensemble", "--weights", str(f / "nope.safetensors"), "--data", str(f), "--out", str(f / "o")],
          "nope.safetensors"),
+        (["fit-held", "--weights", str(f / "nope.safetensors"), "--data", str(f), "--out", str(f / "o")],
+         "nope.safetensors"),
+        (["fit-held", "--weights", str(SHIPPED), "--data", str(f), "--out", str(f / "o")], "no physics labels"),
     ]
 
 
