@@ -192,13 +192,14 @@ class PoseScores:
 
 
 def score_poses(points, poses, gripper: GripperBody | JawGeometry | None = None, scorer=None,
-                normals=None, check_collisions: bool = True) -> PoseScores:
+                normals=None, check_collisions: bool = True, output: str | None = None) -> PoseScores:
     """Score parallel-jaw gripper ``poses`` ``(G, 7)`` or ``(G, 4, 4)`` on ``points`` ``(N, 3)``.
 
     Each pose's jaws are closed onto the cloud (``grasp_equi.gripper.close_jaws``); poses whose
     open pads or palm intersect the cloud (``check_collisions``), or whose jaws close on
     nothing, are left out with a reason; the rest are scored in one batched call.
-    ``scorer``: a ``GraspScorer`` (default: the shipped weights). Bad input raises ``ValueError``.
+    ``scorer``: a ``GraspScorer`` (default: the shipped weights); ``output``: which of its answers
+    (``GraspScorer.score``; None: its default). Bad input raises ``ValueError``.
     """
     from grasp_equi.scorer import GraspScorer
     from grasp_equi.validation import check_cloud
@@ -211,6 +212,6 @@ def score_poses(points, poses, gripper: GripperBody | JawGeometry | None = None,
     keep = np.flatnonzero(reasons == SCORED)
     if len(keep):
         scorer = scorer or GraspScorer.from_checkpoint()
-        scores[keep] = scorer.score(pts, contacts[keep], nrm)
+        scores[keep] = scorer.score(pts, contacts[keep], nrm, output=output)
         reasons[keep[~np.isfinite(scores[keep])]] = OFF_SURFACE
     return PoseScores(scores, contacts, widths, reasons)

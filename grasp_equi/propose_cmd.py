@@ -82,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_count, default=256, help="seed points for antipodal pairs (default 256)")
     p.add_argument("--angles", type=_count, default=8, help="approach angles about each closing line (default 8)")
     p.add_argument("--mesh-points", type=_count, default=20000, help="points sampled from a mesh --cloud")
-    p.add_argument("--units", default="m", help="mesh units: m, cm, mm, in (default m)")
+    p.add_argument("--units", default="m", choices=("m", "cm", "mm", "in"),
+                   help="units of the --cloud file, mesh or point cloud (default m); poses are printed in metres")
     p.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: shipped weights")
     p.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -101,7 +102,10 @@ def load_points(path: str, mesh_points: int, units: str, seed: int):
     from grasp_equi.score_cmd import load_cloud
 
     if Path(path).suffix.lower() not in MESH_SUFFIXES:
-        return load_cloud(path)
+        from grasp_equi.data.units import UNITS
+
+        points, normals = load_cloud(path)
+        return points * UNITS[units], normals
     from grasp_equi.data.clouds import complete_cloud
     from grasp_equi.data.objects import load_mesh_object
 
@@ -166,7 +170,7 @@ def score_pose_file(args, points, normals, poses, limits=None) -> int:
     from grasp_equi.scorer import GraspScorer
 
     scorer = GraspScorer.from_checkpoint(args.weights, device=args.device, limits=limits)
-    result = score_poses(points, poses, gripper_from_args(args), scorer, normals)
+    result = score_poses(points, poses, gripper_from_args(args), scorer, normals, output=getattr(args, "output", None))
     if args.json:
         print(json.dumps([None if np.isnan(s) else round(float(s), 6) for s in result.scores]))
         return 0

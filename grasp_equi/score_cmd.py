@@ -98,7 +98,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        "the jaws are closed onto the cloud (see `grasp-equi propose --help` for the gripper)")
     p.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: shipped weights")
     p.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda[:i]")
-    p.add_argument("--json", action="store_true", help="print a JSON list instead of one line per grasp")
+    p.add_argument("--output", choices=("held", "force_closure"), default=None,
+                   help="which answer: P(held) or P(force closure) (default: the model's first, P(held) for the "
+                        "shipped weights)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list instead of one line per grasp (null: a grasp that could not be judged)")
     add_gripper_arguments(p)
     add_limit_arguments(p)
 
@@ -138,12 +142,12 @@ def run(args) -> int:
 
     scorer = GraspScorer.from_checkpoint(args.weights, device=args.device, limits=limits)
     try:
-        scores = scorer.score(points, contacts, normals)
+        scores, reasons = scorer.score(points, contacts, normals, return_reasons=True, output=args.output)
     except ValueError as err:
         raise ValueError(f"--cloud {args.cloud} with --grasps {args.grasps}: {err}") from None
     if args.json:
-        print(json.dumps([round(float(s), 6) for s in scores]))
+        print(json.dumps([round(float(s), 6) if np.isfinite(s) else None for s in scores]))
     else:
-        for i, s in enumerate(scores):
-            print(f"{i}\t{s:.4f}")
+        for i, (s, why) in enumerate(zip(scores, reasons)):
+            print(f"{i}\t{s:.4f}" + (f"\t{why}" if why else ""))
     return 0

@@ -188,7 +188,9 @@ class GraspScorer:
             raise ValueError(f"{self.name} has no output {output!r}; it answers {list(self.outputs)}"
                              + (" (fit P(held) with `grasp-equi fit-held`)" if output == keys.OUTPUT_HELD else ""))
         if return_std and output == keys.OUTPUT_FORCE_CLOSURE and getattr(self.model, "ensemble", None) is None:
-            raise ValueError(f"{self.name} has no ensemble, so no spread: fit one with `grasp-equi fit-ensemble`")
+            raise ValueError(f"{self.name} has no ensemble, so no spread for P(force closure): load a checkpoint "
+                             "with one (the shipped grasp_equi/weights/ensembles/grasp_equi_ensemble.safetensors) "
+                             "or fit one with `grasp-equi fit-ensemble`")
         return output
 
     @torch.no_grad()

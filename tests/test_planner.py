@@ -343,3 +343,34 @@ def test_a_cloud_encoded_from_a_subset_serves_the_full_cloud(scorer):
     planner = GraspPlanner(scorer, config=SMALL)
     ranked = planner.propose(points, encoded=scorer.encode(subset))
     _check_proposals(ranked, points, planner.body)
+
+
+def test_cli_score_answers_by_name_with_reasons_and_propose_reads_a_cloud_in_mm(tmp_path):
+    """``score --output`` picks the answer (the shipped weights have both), ``--json`` writes null for a grasp
+    it could not judge and the text lines give its reason; ``propose --units mm`` scales a cloud file too."""
+    import json
+
+    from grasp_equi import GraspScorer
+
+    points = _box_cloud(2000)
+    cloud, grasps = tmp_path / "box.npy", tmp_path / "grasps.npy"
+    np.save(cloud, points)
+    pairs = np.stack([points[:4], points[100:104]], axis=1)  # [4, 2, 3] on the surface
+    inside = np.zeros((1, 2, 3)) + [[0.0, 0.0, 0.0], [0.001, 0.0, 0.0]]  # both contacts at the box's centre
+    np.save(grasps, np.concatenate([pairs, inside]))
+    scorer = GraspScorer.from_checkpoint(device="cpu")
+    for output in scorer.outputs:
+        done = _cli("score", "--cloud", str(cloud), "--grasps", str(grasps), "--output", output, "--json",
+                    "--device", "cpu", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        got = json.loads(done.stdout)
+        expected = scorer.score(points, np.concatenate([pairs, inside]), output=output)
+        assert got[-1] is None and np.isnan(expected[-1])
+        np.testing.assert_allclose(got[:4], expected[:4], atol=2e-6)
+    text = _cli("score", "--cloud", str(cloud), "--grasps", str(grasps), "--device", "cpu", cwd=tmp_path)
+    assert text.stdout.strip().splitlines()[-1].split("\t")[2].startswith("off_surface")
+    mm = tmp_path / "box_mm.npy"
+    np.save(mm, points * 1000.0)
+    ranked = _cli("propose", "--cloud", str(mm), "--units", "mm", "--top", "2", "--seeds", "32", "--device", "cpu",
+                  cwd=tmp_path)
+    assert ranked.returncode == 0, ranked.stderr

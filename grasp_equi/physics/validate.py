@@ -374,9 +374,10 @@ def _plot(rows: list[dict], report: dict, path: Path) -> None:
             curves.update({f"{label}, K = {k}": report["reliability"][f"{name}_k{k}"] for k in report["per_k"]})
     fams = ", ".join(report["per_family"])
     ov, cal = report["overall"], report["calibrated_labels"]["overall"]
-    title = (f"MuJoCo close/lift/shake, {ov['trials']} trials ({fams})\n"
+    title = (f"MuJoCo close/lift/shake, {report['config'].get('conditions', 'fixed')} conditions, "
+             f"{ov['trials']} trials ({fams})\n"
              f"label: acc {ov['accuracy']:.2f}, kappa {ov['kappa']:.2f}; calibrated: acc {cal['accuracy']:.2f}"
-             + (f"; model AUC {ov['model_auc']:.2f}" if "model_auc" in ov else "")
-             + (f", P(held) AUC {ov['held_auc']:.2f}" if "held_auc" in ov else ""))
+             + (f"\nmodel AUC: P(force closure) {ov['model_auc']:.2f}" if "model_auc" in ov else "")
+             + (f", P(held) {ov['held_auc']:.2f} (ECE {ov['held_ece']:.3f})" if "held_auc" in ov else ""))
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_reliability(curves, path, title)
