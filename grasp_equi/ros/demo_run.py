@@ -88,8 +88,8 @@ def run(args) -> int:
     demo_args = ["-p", f"count:={args.count}", "-p", f"rate:={float(args.rate)}", "-p", f"grasps:={args.grasps}",
                  "-p", f"points:={args.points}", "-p", f"seed:={args.seed}", "-p", f"input:={args.input}"]
     logs = Path(tempfile.mkdtemp(prefix="grasp_equi_run_"))
-    print(f"grasp_equi demo: ROS_DOMAIN_ID={domain}, model: {model_note}, {args.count} objects at {args.rate} Hz, "
-          f"{args.grasps} grasps each (logs in {logs})", flush=True)
+    print(f"grasp_equi demo: ROS_DOMAIN_ID={domain}, model: {model_note}, score = {_answer(args.model)}, "
+          f"{args.count} objects at {args.rate} Hz, {args.grasps} grasps each (logs in {logs})", flush=True)
 
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     listener_node = rclpy.create_node("grasp_equi_run")
@@ -155,3 +155,14 @@ def _summary(listener: Listener, count: int, model_note: str) -> int:
     if "UNTRAINED" in model_note:
         print("note: scores are from an UNTRAINED model")
     return 0 if len(results) == count else 1
+
+
+def _answer(model: str | None) -> str:
+    """What the node's ``score`` means for ``model`` (None: the shipped weights), from the checkpoint header."""
+    from grasp_equi.checkpoint import read_header
+
+    try:
+        config = read_header(Path(model) if model else SHIPPED_WEIGHTS)[0]
+    except Exception:  # unreadable or missing: the node reports it itself
+        return "P(stable)"
+    return "P(held)" if config.held_members else "P(force closure)"
