@@ -35,14 +35,14 @@ class ShowPanel(QGroupBox):
         self.bar.setFixedHeight(12)
         self.bar.setStyleSheet(legend_gradient())
         ends = QHBoxLayout()
-        for text, align in (("0 unstable", Qt.AlignmentFlag.AlignLeft), ("0.5", Qt.AlignmentFlag.AlignCenter),
-                            ("1 stable", Qt.AlignmentFlag.AlignRight)):
+        for text, align in (("0 falls", Qt.AlignmentFlag.AlignLeft), ("0.5", Qt.AlignmentFlag.AlignCenter),
+                            ("1 held", Qt.AlignmentFlag.AlignRight)):
             label = QLabel(text)
             label.setAlignment(align)
             ends.addWidget(label, 1)
         self.keys = QLabel(f"<span style='color:{hex_color(SELECTED)}'>■</span> selected grasp &nbsp; "
                            f"<span style='color:{hex_color(UNSCORED)}'>■</span> scoring…<br>"
-                           "colour = P(stable); hover a contact for its scores")
+                           "colour = the default answer (P(held)); hover a contact for all")
         self.keys.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.top, 1)

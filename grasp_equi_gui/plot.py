@@ -1,6 +1,6 @@
 """Live plots of the selected grasp's score against sweep angle, one curve per model.
 
-Top: P(stable) on 0..1, where the equivariant curve is flat and the baseline's wanders.
+Top: each answer (P(held), P(force closure)) on 0..1, where the equivariant curve is flat and the baseline's wanders.
 Bottom: |score(angle) - score(first angle)| on a log axis, so even a small wander (an
 untrained baseline) stands far above float32 round-off (~1e-7). The max deviation of each
 model is printed under the plots.
@@ -39,7 +39,7 @@ class SweepPlot(QWidget):
         self.slots = {slot.key: slot for slot in slots}
         self.plot = pg.PlotWidget(background="#15171c")
         self.plot.setLabel("bottom", "sweep angle", units="°")
-        self.plot.setLabel("left", "P(stable) of selected grasp")
+        self.plot.setLabel("left", "P of the selected grasp")
         self.plot.setXRange(0, 360, padding=0.02)
         self.plot.setYRange(0, 1, padding=0.02)
         self.plot.showGrid(x=True, y=True, alpha=0.25)

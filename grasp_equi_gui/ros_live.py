@@ -31,7 +31,7 @@ class LiveCloud:
 class LiveGrasps:
     grasp_ids: np.ndarray  # [G]
     grasps: list[np.ndarray]  # G x [K_i, 3]
-    scores: np.ndarray  # [G] the node's P(stable)
+    scores: np.ndarray  # [G] the node's score (its model's default answer)
     frame_id: str
     stamp: tuple[int, int]
     rejected: list[str] = None  # grasps the node left out (NaN score), one reason each
