@@ -53,9 +53,13 @@ def load_cloud(path, limits: Limits | None = None) -> tuple[np.ndarray, np.ndarr
         if path.stat().st_size > limits.max_file_bytes:
             raise FileFormatError(f"cloud file {path}: {path.stat().st_size} bytes, more than "
                                   f"max_file_bytes={limits.max_file_bytes}")
+        with open(path, "rb") as handle:  # open3d's C readers print their own errors: check the magic first
+            if suffix == ".ply" and handle.read(3) != b"ply":
+                raise FileFormatError(f"cloud file {path}: not a PLY file (it does not start with 'ply')")
         import open3d as o3d
 
-        pcd = o3d.io.read_point_cloud(str(path))
+        with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+            pcd = o3d.io.read_point_cloud(str(path))
         if len(pcd.points) == 0:
             raise ValueError(f"cloud file {path}: no points could be read")
         limits.check_points(len(pcd.points), f"cloud file {path}")

@@ -114,6 +114,7 @@ def files(tmp_path):
     np.save(tmp_path / "grasps_k1.npy", pts[:4, None, :])
     (tmp_path / "junk.npy").write_text("not an array")
     (tmp_path / "cloud.txt").write_text("1 2 3\n")
+    (tmp_path / "text.ply").write_text("1 2 3\n")  # a text file named .ply
     np.savez(tmp_path / "archive.npy.npz", points=pts)
     (tmp_path / "archive.npy.npz").rename(tmp_path / "archive.npy")
     (tmp_path / "data").mkdir()
@@ -137,6 +138,7 @@ def _failures(f: Path) -> list[tuple[list[str], str]]:
         (["score", "--cloud", str(f / "junk.npy"), "--grasps", g], "junk.npy"),
         (["score", "--cloud", str(f / "flat.npy"), "--grasps", g], "flat.npy"),
         (["score", "--cloud", str(f / "cloud.txt"), "--grasps", g], "cloud.txt"),
+        (["score", "--cloud", str(f / "text.ply"), "--grasps", g], "not a PLY file"),
         (["score", "--cloud", c, "--grasps", str(f / "archive.npy")], "archive.npy"),
         (["score", "--cloud", c, "--grasps", str(f / "grasps_k1.npy")], "grasps_k1.npy"),
         (["score", "--cloud", c, "--grasps", g, "--weights", str(f / "junk.npy")], "junk.npy"),
