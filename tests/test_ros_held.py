@@ -149,7 +149,7 @@ def test_proposals_carry_both_outputs(client, api):
 
 
 def test_score_output_force_closure_swaps_what_score_carries(client, api, node_log, rng):
-    assert "score = P(held) of the model's ['held', 'force_closure']" in node_log[1].read_text()  # the ready line
+    assert "score = P(held) (the model answers held, force_closure)" in node_log[1].read_text()  # the ready line
     points, _ = ellipsoid_cloud(1500, rng=rng)
     grasps = random_grasps(points, 5, 2, rng)
     (res,) = set_parameters(client.node, "grasp_stability", {"score_output": FC})

@@ -90,7 +90,7 @@ class GraspNode(Node):
         self.get_logger().info(
             f"ready: model {self.model_label} ({'trained' if self.trained else 'UNTRAINED'}) on "
             f"{self.scorer.device}, sync={self.settings.sync}, queue_size={self.settings.queue_size}, "
-            f"score = P({output}) of the model's {list(self.scorer.outputs)}")
+            f"score = P({output.replace('_', ' ')}) (the model answers {', '.join(self.scorer.outputs)})")
 
     # ------------------------------------------------------------------ bookkeeping
     def _output(self, settings: Settings) -> str:

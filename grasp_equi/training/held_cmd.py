@@ -25,9 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", type=Path, required=True,
                         help="a generated dataset with physics labels (grasp-equi label-physics --data DATA)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (the network plus P(held))")
-    parser.add_argument("--members", type=positive_int, default=4, help="P(held) readouts (<= 64); their spread is σ")
-    parser.add_argument("--epochs", type=positive_int, default=10, help="passes over the labelled grasps per member")
-    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--members", type=positive_int, default=4, help="P(held) readouts (<= 64; default %(default)s); their spread is σ")
+    parser.add_argument("--epochs", type=positive_int, default=10, help="passes over the labelled grasps per member (default %(default)s)")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default %(default)s)")
     parser.add_argument("--seed", type=nonneg_int, default=0)
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
