@@ -2,5 +2,6 @@
 
 ``GraspSimulator(mesh, mass).trial(contacts)`` runs one parallel-jaw grasp; ``grasp-equi
 validate-physics`` (``validate.py``) compares labels and model scores with many trials.
-MuJoCo is imported only by ``trial.py``, so the rest of grasp_equi never needs it.
+MuJoCo is imported only by the simulators (``hand.py``: their shared base, ``trial.py``: the jaws,
+``fingertips.py``: the K-fingertip hand), so the rest of grasp_equi never needs it.
 """

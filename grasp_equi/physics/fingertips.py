@@ -29,12 +29,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from .hand import OFF_TARGET, HandSimulator, TrialResult, _quat_wxyz
 from .jaw import MAX_FINGERS
-from .pieces import convex_pieces
-from .scene import SOLIMP, SOLREF, JawSpec, contact_friction, object_inertial, object_mjcf
-from .trial import (HOLD_TIME, LIFT, LIFT_TIME, MAX_CLOSE_ROTATION, MAX_SLIP, MAX_SLIP_ROTATION, OFF_TARGET,
-                    RELEASE_TIME, SETTLE_TIME, SHAKE_AMPLITUDE, SHAKE_ANGLE, SHAKE_CYCLES, SHAKE_HZ, TrialResult,
-                    _angle, _axis_rotation, _quat_wxyz)
+from .scene import SOLIMP, SOLREF, JawSpec, contact_friction, object_mjcf
 
 OPEN_OFFSETS = (0.015, 0.025, 0.04)  # m behind the contact where an open fingertip starts, tried in order
 TRAVEL = 0.03  # m a fingertip may move past its contact while closing (then it has missed)
@@ -108,38 +105,30 @@ def _frame_towards(direction: np.ndarray) -> np.ndarray:
     return np.stack([x, np.cross(direction, x), direction], axis=1)
 
 
-class FingertipSimulator:
-    """One object's scene with a K-fingertip hand, compiled once; ``trial(contacts)`` runs one grasp."""
+class FingertipSimulator(HandSimulator):
+    """One object's scene with a K-fingertip hand, compiled once; ``trial(contacts)`` runs one grasp
+    (``HandSimulator``: ``mass`` in kg, positive, simulated at no less than ``MIN_MASS``; ``timestep`` in s)."""
+
+    min_mass = MIN_MASS
 
     def __init__(self, mesh, mass: float, spec: JawSpec | None = None, pieces: list[np.ndarray] | None = None,
                  timestep: float = 0.002):
-        self.spec = spec or JawSpec()
-        if not (np.isfinite(mass) and mass > 0):
-            raise ValueError(f"object mass must be positive; got {mass}")
-        self.pieces = convex_pieces(mesh) if pieces is None else pieces
-        mass = max(mass, MIN_MASS)  # see MIN_MASS
-        com, inertia = object_inertial(mesh, mass)
-        self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.pieces, mass, com, inertia, self.spec, timestep))
-        self.data = mujoco.MjData(self.model)
+        super().__init__(mesh, mass, spec, pieces, timestep)
         m = self.model
         name = lambda kind, n: mujoco.mj_name2id(m, kind, n)  # noqa: E731
-        self.object_body = name(mujoco.mjtObj.mjOBJ_BODY, "object")
-        self.hand_body = name(mujoco.mjtObj.mjOBJ_BODY, "hand")
         self.mounts = [name(mujoco.mjtObj.mjOBJ_BODY, f"mount{k}") for k in range(MAX_FINGERS)]
         self.tips = [name(mujoco.mjtObj.mjOBJ_GEOM, f"tip{k}") for k in range(MAX_FINGERS)]
         self.tip_qpos = [m.jnt_qposadr[name(mujoco.mjtObj.mjOBJ_JOINT, f"tip{k}")] for k in range(MAX_FINGERS)]
-        self.object_geoms = set(np.flatnonzero(m.geom_bodyid == self.object_body).tolist())
-        self.object_qpos = m.jnt_qposadr[name(mujoco.mjtObj.mjOBJ_JOINT, "object")]
-        self.hand_qpos = m.jnt_qposadr[name(mujoco.mjtObj.mjOBJ_JOINT, "hand")]
-        self.hold = name(mujoco.mjtObj.mjOBJ_EQUALITY, "hold")
-        self.gravity = m.opt.gravity.copy()
         self.close_kp = float(m.actuator_gainprm[0, 0])
+
+    def _mjcf(self, mass: float, com: np.ndarray, inertia: np.ndarray, timestep: float) -> str:
+        return build_mjcf(self.pieces, mass, com, inertia, self.spec, timestep)
 
     def _place(self, contacts: np.ndarray, offset: float) -> np.ndarray:
         """Mount each used fingertip ``offset`` behind its contact, facing the grasp centre; the others sit at the
         hand's origin with their contacts off (far away, they made the hand's inertia, so how it follows the
         shake, depend on K). Returns the centre."""
-        m, d = self.model, self.data
+        m = self.model
         centre = contacts.mean(axis=0)
         m.body_pos[self.mounts], m.body_quat[self.mounts] = 0.0, [1.0, 0.0, 0.0, 0.0]
         m.geom_contype[self.tips], m.geom_conaffinity[self.tips] = 0, 0
@@ -151,14 +140,7 @@ class FingertipSimulator:
             m.body_quat[self.mounts[k]] = _quat_wxyz(_frame_towards(inward))
         m.actuator_forcerange[:] = [-self.spec.grip_force, self.spec.grip_force]  # closing: force-limited
         m.actuator_gainprm[:, 0], m.actuator_biasprm[:, 1] = self.close_kp, -self.close_kp
-        mujoco.mj_resetData(m, d)
-        d.qpos[self.object_qpos:self.object_qpos + 7] = [0, 0, 0, 1, 0, 0, 0]
-        d.qpos[self.hand_qpos:self.hand_qpos + 3] = centre
-        d.qpos[self.hand_qpos + 3:self.hand_qpos + 7] = [1, 0, 0, 0]
-        d.mocap_pos[0], d.mocap_quat[0] = centre, [1, 0, 0, 0]
-        d.ctrl[:] = 0.0
-        d.eq_active[self.hold] = 1
-        mujoco.mj_forward(m, d)
+        self._reset_state(centre, np.array([1.0, 0, 0, 0]))  # the hand unrotated: its frame is the world's
         return centre
 
     def _collides(self, num: int) -> bool:
@@ -182,18 +164,6 @@ class FingertipSimulator:
                     out[k].append((con.pos.copy(), float(abs(force[0]))))
         return out
 
-    def _step(self, seconds: float, mocap=None) -> None:
-        m, d = self.model, self.data
-        for k in range(int(round(seconds / m.opt.timestep))):
-            if mocap is not None:
-                d.mocap_pos[0], d.mocap_quat[0] = mocap((k + 1) * m.opt.timestep)
-            mujoco.mj_step(m, d)
-
-    def _object_in_hand(self) -> tuple[np.ndarray, np.ndarray]:
-        d = self.data
-        hp, hr = d.xpos[self.hand_body], d.xmat[self.hand_body].reshape(3, 3)
-        return hr.T @ (d.xipos[self.object_body] - hp), hr.T @ d.xmat[self.object_body].reshape(3, 3)
-
     def trial(self, contacts: np.ndarray) -> TrialResult:
         """Grasp the object at ``contacts`` ``(K, 3)`` (mesh frame, 2 <= K <= 5) and report what happened."""
         contacts = np.asarray(contacts, dtype=np.float64)
@@ -213,8 +183,7 @@ class FingertipSimulator:
             return TrialResult("collision", None)
         result = TrialResult("dropped", False)
         m, d = self.model, self.data
-        m.opt.gravity[:] = 0.0
-        try:
+        with self._weightless():
             goal = offset + TRAVEL
             for k in range(int(round(CLOSE_TIME / m.opt.timestep))):
                 d.ctrl[:num] = min(self.spec.close_speed * (k + 1) * m.opt.timestep, goal)
@@ -233,55 +202,4 @@ class FingertipSimulator:
             m.actuator_forcerange[:num] = [-HOLD_STIFFNESS * self.spec.grip_force, HOLD_STIFFNESS * self.spec.grip_force]
             m.actuator_gainprm[:num, 0], m.actuator_biasprm[:num, 1] = HOLD_KP, -HOLD_KP
             d.ctrl[:num] = [d.qpos[self.tip_qpos[k]] + self.spec.grip_force / HOLD_KP for k in range(num)]
-            d.eq_active[self.hold] = 0
-            self._step(RELEASE_TIME)
-            rot = d.xmat[self.object_body].reshape(3, 3)
-            result.close_rotation_deg = float(np.rad2deg(_angle(rot)))
-            if not all(self._touches(num)):
-                result.status, result.lost_in = "missed", "close"
-                return result
-            if _angle(rot) > MAX_CLOSE_ROTATION:
-                result.status, result.lost_in = "rotated", "close"
-                return result
-            ref_pos, ref_rot = self._object_in_hand()
-            m.opt.gravity[:] = self.gravity
-            self._step(SETTLE_TIME)
-            start = d.mocap_pos[0].copy()
-
-            def lift(t):
-                s = min(t / LIFT_TIME, 1.0)
-                return start + np.array([0, 0, LIFT * (3 * s * s - 2 * s ** 3)]), np.array([1.0, 0, 0, 0])
-
-            self._step(LIFT_TIME + HOLD_TIME, lift)
-            if not self._still_held(result, num, ref_pos, ref_rot):
-                result.lost_in = "lift"
-                return result
-            self._shake(start + np.array([0, 0, LIFT]))
-            self._step(HOLD_TIME)
-            if not self._still_held(result, num, ref_pos, ref_rot):
-                result.lost_in = "shake"
-                return result
-            result.status, result.held = "held", True
-            return result
-        finally:
-            m.opt.gravity[:] = self.gravity
-
-    def _still_held(self, result: TrialResult, num: int, ref_pos: np.ndarray, ref_rot: np.ndarray) -> bool:
-        pos, rot = self._object_in_hand()
-        result.slip = float(np.linalg.norm(pos - ref_pos))
-        result.slip_rotation_deg = float(np.rad2deg(_angle(ref_rot.T @ rot)))
-        return all(self._touches(num)) and result.slip < MAX_SLIP and \
-            np.deg2rad(result.slip_rotation_deg) < MAX_SLIP_ROTATION
-
-    def _shake(self, centre: np.ndarray) -> None:
-        """±SHAKE_AMPLITUDE along world x, y, z, then ±SHAKE_ANGLE about each axis, at SHAKE_HZ."""
-        duration = SHAKE_CYCLES / SHAKE_HZ
-        still = np.array([1.0, 0, 0, 0])
-
-        def wave(t):
-            return np.sin(2 * np.pi * SHAKE_HZ * t) * np.sin(np.pi * t / duration) ** 2
-
-        for axis in np.eye(3):
-            self._step(duration, lambda t, a=axis: (centre + SHAKE_AMPLITUDE * wave(t) * a, still))
-        for axis in np.eye(3):
-            self._step(duration, lambda t, a=axis: (centre, _quat_wxyz(_axis_rotation(a, SHAKE_ANGLE * wave(t)))))
+            return self._release_lift_shake(result, lambda: all(self._touches(num)))
