@@ -100,11 +100,13 @@ class GraspPlanner:
 
     def __init__(self, scorer=None, body: GripperBody | None = None, config: PlannerConfig | None = None,
                  output: str | None = None):
-        """``output``: the scorer's answer that ranks (``keys.OUTPUTS``; None: the model's default)."""
+        """``output``: the scorer's answer that ranks (``keys.OUTPUTS``; None: the model's default);
+        ``ValueError`` for one the scorer lacks."""
         if scorer is None:
             from grasp_equi.scorer import GraspScorer
 
             scorer = GraspScorer.from_checkpoint()
+        scorer._check_output(output, False)  # ValueError for an answer the model lacks, before any work
         self.scorer = scorer
         self.body = body or GripperBody()
         self.config = config or PlannerConfig()

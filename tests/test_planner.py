@@ -134,6 +134,22 @@ def test_bad_input_is_a_value_error(planner):
         PlannerConfig(num_seeds=0)
 
 
+def test_the_ranking_answer_is_checked_up_front_and_used(scorer):
+    """``output`` is checked when the planner is made: a model without P(held) once gave an empty list
+    (no candidate left to score, so the bad choice was never looked at) instead of an error."""
+    plain = GraspScorer.untrained(seed=0, device="cpu", num_nodes=96)  # P(force closure) only
+    with pytest.raises(ValueError, match="no output 'held'"):
+        GraspPlanner(plain, GripperBody(), SMALL, output="held")
+    for bad in ("", "robust", 1):
+        with pytest.raises(ValueError, match="no output"):
+            GraspPlanner(scorer, GripperBody(), SMALL, output=bad)
+    points = _box_cloud(800)
+    ranked = GraspPlanner(scorer, GripperBody(), SMALL, output="force_closure").propose(points)
+    assert len(ranked) > 0
+    np.testing.assert_allclose(ranked.scores, scorer.score(points, ranked.contacts, output="force_closure"),
+                               atol=1e-5)
+
+
 def test_antipodal_pairs_on_two_facing_planes():
     # two parallel walls 3 cm apart: every pair must go straight across
     grid = np.stack(np.meshgrid(np.linspace(0, 0.02, 5), np.linspace(0, 0.02, 5)), -1).reshape(-1, 2)
