@@ -156,3 +156,56 @@ def test_validate_physics_under_the_labels_randomised_conditions(tmp_path):
     assert [t["label"] for t in fixed["trials"]] == [t["label"] for t in randomised["trials"]]
     assert [t["slip"] for t in randomised["trials"]] == [t["slip"] for t in again["trials"]]
     assert [t["slip"] for t in randomised["trials"]] != [t["slip"] for t in fixed["trials"]]
+
+
+def test_fit_held_refuses_labels_that_do_not_fit_a_baseline_and_a_folder(fitted, tmp_path, capsys):
+    """Labels of an older version of a shard (another grasp count), rates outside [0, 1], no labelled train
+    grasp, the PointNet baseline and a folder as --out: one line each, before any preprocessing. Stale
+    labels once were dropped without a word ("no grasps with a held label"), rates of 7 were fitted as
+    targets, and the baseline and a folder failed with a type's name after the whole fit."""
+    import shutil
+
+    from grasp_equi.data.shards import read_physics_labels, shard_files, unusable_physics_labels
+
+    data, base, _ = fitted
+
+    def copy(name, edit, shards=None):
+        out = tmp_path / name
+        shutil.copytree(data, out)
+        for shard in shard_files(out)[:shards]:
+            path = out / "physics" / shard.name
+            arrays = dict(np.load(path))
+            arrays["p_held"] = edit(arrays["p_held"]).astype(np.float32)
+            np.savez(path, **arrays)
+        return out
+
+    def fit(folder, weights=base, out=None):
+        capsys.readouterr()
+        rc = main(["fit-held", "--weights", str(weights), "--data", str(folder), "--out",
+                   str(out or tmp_path / f"{folder.name}.safetensors"), "--epochs", "1", "--force", "--quiet"])
+        return rc, capsys.readouterr().err
+
+    stale = copy("stale", lambda p: np.append(p, 1.0))
+    assert len(unusable_physics_labels(stale)) == len(shard_files(stale))
+    rc, err = fit(stale)
+    assert rc == 1 and "no physics-labelled grasps in the train split" in err and "do not fit them" in err \
+        and "label-physics" in err and "Traceback" not in err, err
+    foreign = copy("foreign", lambda p: np.where(np.isfinite(p), 7.0, p))
+    assert read_physics_labels(shard_files(foreign)[0]) is None  # not a fraction of trials: unlabelled
+    assert fit(foreign)[0] == 1
+    flat = copy("flat", lambda p: np.stack([p, p], axis=1))  # [G, 2]: not one rate per grasp
+    assert read_physics_labels(shard_files(flat)[0]) is None
+    rc, err = fit(copy("nan", lambda p: np.full_like(p, np.nan)))
+    assert rc == 1 and "no physics-labelled grasps in the train split" in err and "do not fit" not in err, err
+    one_stale = copy("one_stale", lambda p: np.append(p, 1.0), shards=1)  # the rest still fits: a warning
+    rc, err = fit(one_stale)
+    assert rc == 0 and "warning: 1 shard(s) have physics labels that do not fit them" in err, err
+
+    baseline = GraspScorer.untrained(seed=0, device="cpu", architecture="pointnet", num_nodes=96)
+    weights = save_checkpoint(tmp_path / "baseline.safetensors", baseline.model, baseline.config)
+    rc, err = fit(data, weights=weights)
+    assert rc == 1 and "a 'pointnet' model; P(held) readouts need the 'equivariant' network" in err, err
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    rc, err = fit(data, out=folder)
+    assert rc == 1 and "is a folder" in err and folder.is_dir(), err

@@ -142,15 +142,38 @@ PHYSICS_DIR = "physics"  # DATA/physics/shard_XXXXX.npz: P(held) per grasp of DA
 
 def read_physics_labels(shard: Path) -> np.ndarray | None:
     """``p_held`` ``[G]`` float32 of one shard (NaN where no trial ran), or None when it is not labelled
-    (or its label file is unreadable: a run that stopped mid-write, to be redone)."""
+    (or its label file is unreadable: a run that stopped mid-write, to be redone; or foreign: not one
+    row per grasp, or a rate outside [0, 1])."""
     path = Path(shard).parent / PHYSICS_DIR / Path(shard).name
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as f:
-            return np.asarray(f["p_held"], dtype=np.float32)
+            p_held = np.asarray(f["p_held"], dtype=np.float32)
     except Exception:  # truncated or foreign file: treat as unlabelled
         return None
+    rates = p_held[~np.isnan(p_held)] if p_held.ndim == 1 else None
+    if rates is None or not ((rates >= 0.0) & (rates <= 1.0)).all():  # not a fraction of trials (inf too)
+        return None
+    return p_held
+
+
+def unusable_physics_labels(data_dir) -> list[str]:
+    """Names of the shards of ``data_dir`` whose physics label file exists but is not used: unreadable,
+    foreign (``read_physics_labels``), or labels of an older version of the shard (another grasp count)."""
+    names = []
+    for path in shard_files(data_dir):
+        if not (path.parent / PHYSICS_DIR / path.name).is_file():
+            continue
+        p_held = read_physics_labels(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                grasps = len(f["labels"])
+        except Exception:  # an unreadable shard: load_dataset names it
+            continue
+        if p_held is None or len(p_held) != grasps:
+            names.append(path.name)
+    return names
 
 
 def shard_files(data_dir) -> list[Path]:

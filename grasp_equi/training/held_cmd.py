@@ -5,7 +5,9 @@ readouts as the uncertainty ensemble). The network is frozen; ``--members`` read
 pooled invariant grasp features start as copies of its force-closure readout (a related answer: the
 best start measured, docs/physics.md) and are fitted, each on its own bootstrap sample, to the fraction of
 MuJoCo trials that held (``grasp-equi label-physics`` writes ``DATA/physics/``), with plain
-(unweighted) BCE so that P(held) is calibrated. Grasps without trials are left out. The output
+(unweighted) BCE so that P(held) is calibrated. Grasps without trials are left out, and so are shards
+whose label file does not fit them (another grasp count: labels of an older shard; not rates in [0, 1]),
+with a warning naming them; only the equivariant network takes P(held) readouts. The output
 is a new checkpoint whose ``score()`` answers P(held) by default (P(force closure) on request);
 an existing file is replaced only with ``--force``. The report gives, per split and K, the AUC and
 calibration error of P(held) against the trials, beside the force-closure output's AUC.
@@ -92,10 +94,17 @@ def run(args) -> int:
     if not (args.data / "physics").is_dir():
         raise FileNotFoundError(f"--data {args.data}: no physics labels (run grasp-equi label-physics --data "
                                 f"{args.data} first)")
+    if args.out.is_dir():
+        raise IsADirectoryError(f"--out {args.out} is a folder; give the checkpoint's file name")
     if args.out.exists() and not args.force:
         raise FileExistsError(f"--out {args.out} exists; pass --force to replace it")
+    import sys
+
+    import numpy as np
+
     from grasp_equi import keys
     from grasp_equi.checkpoint import save_checkpoint
+    from grasp_equi.data.shards import unusable_physics_labels
     from grasp_equi.scorer import GraspScorer
     from grasp_equi.training.dataset import prepare_records
     from grasp_equi.training.ensemble import fit_readout_ensemble, pooled_features, with_readouts
@@ -104,9 +113,21 @@ def run(args) -> int:
     start = time.perf_counter()
     scorer = GraspScorer.from_checkpoint(args.weights, device="cpu")
     model, config = scorer.model, scorer.config
+    if config.architecture != "equivariant":  # the baseline has no P(held) readouts
+        raise ValueError(f"--weights {args.weights}: a {config.architecture!r} model; P(held) readouts need the "
+                         "'equivariant' network")
+    unusable = unusable_physics_labels(args.data)
+    unused = (f"{len(unusable)} shard(s) have physics labels that do not fit them (e.g. {unusable[0]}: another "
+              f"grasp count or not P(held) rates), redo them with grasp-equi label-physics --data {args.data} "
+              "--force") if unusable else ""
+    if unused:
+        print(f"grasp-equi fit-held: warning: {unused}", file=sys.stderr)
 
     def records(split):
         samples = [s for s in load_split(args.data, split) if s.p_held is not None]  # labelled shards only
+        if split == "train" and not any(np.isfinite(s.p_held).any() for s in samples):
+            raise ValueError(f"--data {args.data}: no physics-labelled grasps in the train split"
+                             + (f"; {unused}" if unused else ""))
         return prepare_records(samples, config.num_nodes, config.normal_k, progress=not args.quiet,
                                orientation=config.normal_orientation,
                                contact_normal_source=config.contact_normal_source)
