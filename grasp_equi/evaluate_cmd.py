@@ -66,7 +66,8 @@ def run(args) -> int:
         print(f"  {view}: " + ", ".join(f"K={k} AUC {m['auc']:.3f} ({m['num_grasps']}, "
                                        f"{100 * m['judged_fraction']:.0f} % judged)" for k, m in per_k.items()))
     if "held" in out:
-        print("  P(held) vs physics trials: " + ", ".join(
+        print("  P(held) vs physics trials: " + (", ".join(
             f"K={k} AUC {m['held_auc']:.3f} (P(force closure) {m['force_closure_auc']:.3f}), ECE {m['held_ece']:.3f} "
-            f"({m['grasps']})" for k, m in out["held"]["by_k"].items()))
+            f"({m['grasps']})" for k, m in out["held"]["by_k"].items())
+            or "none here (no grasp of this data has trials: grasp-equi label-physics)"))
     return 0

@@ -109,6 +109,7 @@ def test_report_and_refusals(fitted, tmp_path, capsys):
 
 def test_evaluate_scores_force_closure_against_its_label_and_held_against_the_trials(fitted, tmp_path, capsys):
     import json
+    import shutil
 
     data, _, out = fitted
     report = tmp_path / "eval.json"
@@ -120,6 +121,12 @@ def test_evaluate_scores_force_closure_against_its_label_and_held_against_the_tr
     held = result["held"]["overall"]
     assert held["grasps"] > 0 and 0 <= held["held_ece"] <= 1
     assert set(result["held"]["by_k"]) <= {"2", "3"} and result["overall"]["num_grasps"] > 0
+    unlabelled = tmp_path / "unlabelled"  # the same data without trials: said so (once an empty line)
+    shutil.copytree(data, unlabelled, ignore=shutil.ignore_patterns("physics"))
+    assert main(["evaluate", "--weights", str(out), "--data", str(unlabelled), "--split", "all", "--json",
+                 str(report), "--invariance-clouds", "0", "--quiet"]) == 0
+    assert "P(held) vs physics trials: none here (no grasp of this data has trials" in capsys.readouterr().out
+    assert json.loads(report.read_text())["held"]["overall"]["grasps"] == 0
 
 
 def test_validate_physics_reports_both_answers_against_the_trials(fitted, tmp_path, capsys):
