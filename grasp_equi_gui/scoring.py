@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grasp_equi import GraspScorer, keys
+from grasp_equi import GraspScorer
 from grasp_equi.geometry import random_rotation, rotation_about_axis
 from grasp_equi_gui.models import ModelSlot
 
@@ -53,8 +53,11 @@ def output_key(key: str, output: str) -> str:
 
 
 def has_spread(scorer: GraspScorer) -> bool:
-    """True when ``scorer``'s default answer comes with a spread (P(held) readouts, or an ensemble)."""
-    return scorer.outputs[0] == keys.OUTPUT_HELD or getattr(scorer.model, "ensemble", None) is not None
+    """True when ``scorer``'s default answer comes with a spread (two or more P(held) readouts, or an
+    ensemble's: a single readout's spread is NaN everywhere)."""
+    from grasp_equi.ros.outputs import has_spread as answer_has_spread  # no rclpy there
+
+    return answer_has_spread(scorer, scorer.outputs[0])
 
 
 def slot_keys(slot: ModelSlot) -> list[str]:

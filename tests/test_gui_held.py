@@ -57,6 +57,20 @@ def test_scoring_layer_gives_both_answers_and_the_held_spread(rng):
     np.testing.assert_array_equal(only[EQUIVARIANT], fc)  # the same network's force-closure answer
 
 
+def test_a_single_held_readout_gives_no_sigma_column(rng):
+    """``fit-held --members 1``: P(held) has no spread (the scorer's σ is NaN for every grasp), so the scene
+    has no σ key (it once had a column of NaN, as if no grasp had been scored)."""
+    plain = GraspScorer.untrained(seed=0, device="cpu", **TINY)
+    scorer = GraspScorer(*with_test_held(plain, members=1), device="cpu", name="tiny-held-1")
+    points, normals = ellipsoid_cloud(600, rng=rng)
+    grasps = list(random_grasps(points, 4, 2, rng))
+    assert np.isnan(scorer.score(points, grasps, normals, return_std=True)[1]).all()
+    out = score_model(scorer, EQUIVARIANT, points, grasps, normals)
+    assert set(out) == set(slot_keys(ModelSlot(EQUIVARIANT, scorer, "", True))) == {
+        EQUIVARIANT, output_key(EQUIVARIANT, HELD), output_key(EQUIVARIANT, FC)}
+    np.testing.assert_array_equal(out[EQUIVARIANT], scorer.score(points, grasps, normals))
+
+
 def test_live_grasps_read_both_answers_of_the_node():
     pytest.importorskip("sensor_msgs")
     from std_msgs.msg import Header

@@ -176,6 +176,24 @@ def test_score_output_force_closure_swaps_what_score_carries(client, api, node_l
     assert client.wait_diagnostics(lambda d: d.get("score_output") == HELD, TIMEOUT)["score_output"] == HELD
 
 
+def test_a_single_readout_publishes_no_score_std(api, rng):
+    """``fit-held --members 1`` (or a 1-member ensemble): no spread, so ``scored_grasps`` has no ``score_std``
+    field (it once had one of NaN for every row, which reads as "not scored"); the answers themselves stay."""
+    from grasp_equi.ros.outputs import STD_FIELD, has_spread, score_all
+    from conftest import with_test_held
+
+    single = GraspScorer(*with_test_held(GraspScorer.untrained(seed=0, device="cpu", **SMALL_MODEL), members=1),
+                         device="cpu", name="held-1")
+    assert has_spread(api, HELD) and not has_spread(single, HELD) and not has_spread(single, FC)
+    points, _ = ellipsoid_cloud(800, rng=rng)
+    grasps = random_grasps(points, 6, 2, rng)
+    answers = score_all(single, single.encode(points), grasps, HELD)
+    columns = answers.columns(np.arange(6))
+    assert STD_FIELD not in columns and set(columns) == {"score", "p_held", "p_force_closure"}
+    np.testing.assert_array_equal(columns["score"], single.score(points, grasps))
+    assert STD_FIELD in score_all(api, api.encode(points), grasps, HELD).columns(np.arange(6))
+
+
 def test_a_model_without_held_readouts_refuses_score_output_held_at_start_up(models, tmp_path):
     log = tmp_path / "node.log"
     proc = start(node_command("-p", f"model_path:={models[0]}", "-p", "device:=cpu", "-p", "score_output:=held"),

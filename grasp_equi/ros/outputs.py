@@ -3,7 +3,7 @@
 A model answers P(force closure) and, when it has P(held) readouts (``grasp-equi fit-held``), P(held)
 too (``GraspScorer.outputs``, default first). ``score`` carries the one chosen by the node parameter
 ``score_output`` ('' = the model's default); ``score_std`` is that answer's spread (P(held): the held
-readouts'; P(force closure): the ensemble's, only with one). A model with both answers also publishes
+readouts'; P(force closure): the ensemble's, only with one), absent for a single readout. A model with both answers also publishes
 each under its own name (``p_held``, ``p_force_closure``: ``field_name``), so a client reads an
 answer by name whatever ``score_output`` is.
 """
@@ -41,9 +41,10 @@ def resolve_output(choice: str, available: tuple[str, ...], model: str) -> str:
 
 
 def has_spread(scorer, output: str) -> bool:
-    """True when ``scorer`` gives a spread for ``output``: P(held) always (its readouts), P(force
-    closure) with an ensemble."""
-    return output == keys.OUTPUT_HELD or getattr(scorer.model, "ensemble", None) is not None
+    """True when ``scorer`` gives a spread for ``output``: the spread of two or more readouts, P(held)'s or
+    (P(force closure)) an ensemble's; a single readout's is NaN everywhere, so none is published."""
+    readouts = getattr(scorer.model, "held" if output == keys.OUTPUT_HELD else "ensemble", None)
+    return readouts is not None and readouts.members > 1
 
 
 @dataclass
