@@ -3,8 +3,8 @@
 A model answers P(force closure) and, when it has P(held) readouts (``grasp-equi fit-held``), P(held)
 too (``GraspScorer.outputs``, default first). ``score`` carries the one chosen by the node parameter
 ``score_output`` ('' = the model's default); ``score_std`` is that answer's spread (P(held): the held
-readouts'; P(force closure): the ensemble's, only with one), absent for a single readout. A model with both answers also publishes
-each under its own name (``p_held``, ``p_force_closure``: ``field_name``), so a client reads an
+readouts'; P(force closure): the ensemble's, only with one), absent for a single readout. A model
+with both answers also publishes each under its own name (``p_held``, ``p_force_closure``: ``field_name``), so a client reads an
 answer by name whatever ``score_output`` is.
 """
 
