@@ -55,7 +55,8 @@ def propose_fingers(planner: GraspPlanner, points, k: int, normals=None, top_k: 
     chosen = free[ok]
     contacts = contacts[ok]
     start = time.perf_counter()
-    scores = planner.scorer.score_encoded(encoded, contacts) if len(chosen) else np.zeros(0, np.float32)
+    scores = planner.scorer.score_encoded(encoded, contacts, output=planner.output) if len(chosen) \
+        else np.zeros(0, np.float32)  # ranked by the planner's answer
     timings["score"] = _ms(start)
     judged = np.isfinite(scores)  # NaN: a contact off the surface (never ranked)
     chosen, contacts, scores = chosen[judged], contacts[judged], scores[judged]

@@ -324,6 +324,9 @@ def test_finger_proposals_are_invariant_and_check_k(scorer):
     _assert_same_ranking_moved(base, propose_fingers(planner, points @ rot.T + trans, 3), rot, trans)
     with pytest.raises(ValueError, match="3..5"):
         propose_fingers(planner, points, 6)
+    by_fc = propose_fingers(GraspPlanner(scorer, config=SMALL, output="force_closure"), points, 3)  # once: P(held)
+    assert len(by_fc) > 0
+    np.testing.assert_allclose(by_fc.scores, scorer.score(points, by_fc.contacts, output="force_closure"), atol=1e-5)
 
 
 def test_pose_formats_and_odd_inputs():
