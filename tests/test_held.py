@@ -170,9 +170,12 @@ def test_fit_held_refuses_labels_that_do_not_fit_a_baseline_and_a_folder(fitted,
     grasp, the PointNet baseline and a folder as --out: one line each, before any preprocessing. Stale
     labels once were dropped without a word ("no grasps with a held label"), rates of 7 were fitted as
     targets, and the baseline and a folder failed with a type's name after the whole fit."""
+    import json
     import shutil
 
+    from grasp_equi.checkpoint import META_CONFIG, META_FORMAT, CheckpointError
     from grasp_equi.data.shards import read_physics_labels, shard_files, unusable_physics_labels
+    from grasp_equi.fileio import save_tensors
 
     data, base, _ = fitted
 
@@ -212,6 +215,11 @@ def test_fit_held_refuses_labels_that_do_not_fit_a_baseline_and_a_folder(fitted,
     weights = save_checkpoint(tmp_path / "baseline.safetensors", baseline.model, baseline.config)
     rc, err = fit(data, weights=weights)
     assert rc == 1 and "a 'pointnet' model; P(held) readouts need the 'equivariant' network" in err, err
+    with pytest.raises(CheckpointError, match="'held_members' must be 0 for architecture 'pointnet'"):
+        config = {**baseline.config.to_dict(), "held_members": 3}  # once loaded, claiming readouts it never built
+        save_tensors(baseline.model.state_dict(), tmp_path / "claims.safetensors",
+                     {META_FORMAT: "1", META_CONFIG: json.dumps(config)})
+        GraspScorer.from_checkpoint(tmp_path / "claims.safetensors", device="cpu")
     folder = tmp_path / "a_folder"
     folder.mkdir()
     rc, err = fit(data, out=folder)

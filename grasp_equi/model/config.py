@@ -135,6 +135,7 @@ class ModelConfig:
     # Readouts of P(held) (the object stays in the hand through physics trials: grasp-equi label-physics)
     # on the same pooled features, trained by grasp-equi fit-held; 0: the model answers P(force closure)
     # only. With members, GraspScorer.score returns their mean P(held) by default (grasp_equi.model.ensemble).
+    # The equivariant network only (the PointNet baseline builds none: another value is a ConfigError).
     held_members: int = 0
     # read from older checkpoints and validated, no longer used for scoring: whether a contact touches
     # the cloud is decided in local point spacings (grasp_equi.contacts)
@@ -154,6 +155,9 @@ class ModelConfig:
                 raise ConfigError(f.name, str(err)) from None
         if self.contact_normal_source == "reference" and self.normal_orientation == "centroid":
             raise ConfigError("contact_normal_source", "'reference' needs normal_orientation 'surface' or 'harmonic'")
+        if self.held_members and self.architecture != "equivariant":  # the baseline builds no P(held) readouts
+            raise ConfigError("held_members", f"must be 0 for architecture {self.architecture!r} (P(held) readouts "
+                                              "need the 'equivariant' network)")
         if self.head == "invariant" and self.architecture == "equivariant":
             wrong = sorted({t.strip().split("x")[1] for t in self.irreps_hidden.split("+")} - {"0e", "1o", "2e"})
             if wrong:
