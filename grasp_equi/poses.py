@@ -199,12 +199,16 @@ def score_poses(points, poses, gripper: GripperBody | JawGeometry | None = None,
     open pads or palm intersect the cloud (``check_collisions``), or whose jaws close on
     nothing, are left out with a reason; the rest are scored in one batched call.
     ``scorer``: a ``GraspScorer`` (default: the shipped weights); ``output``: which of its answers
-    (``GraspScorer.score``; None: its default). Bad input raises ``ValueError``.
+    (``GraspScorer.score``; None: its default). Bad input, or an ``output`` the scorer lacks (also when
+    no pose is scored), raises ``ValueError``.
     """
     from grasp_equi.scorer import GraspScorer
     from grasp_equi.validation import check_cloud
 
     pts, nrm = check_cloud(points, normals)
+    if scorer is not None or output is not None:  # an answer the model lacks fails even when no pose is scored
+        scorer = scorer or GraspScorer.from_checkpoint()
+        scorer._check_output(output, False)
     body = gripper if isinstance(gripper, GripperBody) else GripperBody(jaw=gripper or JawGeometry())
     positions, rotations = as_frames(poses)
     contacts, widths, reasons = close_and_check(pts, positions, rotations, body, check_collisions)

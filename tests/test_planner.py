@@ -193,6 +193,12 @@ def test_score_poses_keeps_every_index_with_a_reason(scorer):
         score_poses(points, np.zeros((2, 5)), None, scorer)
     with pytest.raises(ValueError, match="rotation"):
         score_poses(points, np.stack([np.diag([1.0, 1, -1, 1])]), None, scorer)
+    plain = GraspScorer.untrained(seed=0, device="cpu", num_nodes=96)  # P(force closure) only
+    with pytest.raises(ValueError, match="no output 'held'"):  # once: all-NaN scores, no error, for nothing scored
+        score_poses(points, poses[2:], None, plain, output="held")
+    by_fc = score_poses(points, poses, GripperBody(), scorer, output="force_closure")
+    np.testing.assert_allclose(by_fc.scores[0], scorer.score(points, result.contacts[:1], output="force_closure")[0],
+                               atol=1e-6)
 
 
 def _cli(*args, cwd):
