@@ -20,12 +20,19 @@ def umask_mode() -> int:
 
 
 def save_tensors(tensors: dict, path, metadata: dict | None = None) -> Path:
-    """``safetensors.torch.save_file`` with the usual file mode; returns ``path``.
+    """``safetensors.torch.save_file`` with the usual file mode; returns ``path``. Written to a temporary
+    file beside ``path`` and renamed, so an interrupted save never leaves half a file where the previous
+    one was (e.g. weights replaced in place with ``--force``).
 
     Raises OSError when the file cannot be written (the message names it)."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    save_file(tensors, str(path), metadata=metadata)
-    os.chmod(path, umask_mode())
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, umask_mode())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

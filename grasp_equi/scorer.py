@@ -186,7 +186,8 @@ class GraspScorer:
         output = self.outputs[0] if output is None else output
         if output not in self.outputs:
             raise ValueError(f"{self.name} has no output {output!r}; it answers {list(self.outputs)}"
-                             + (" (fit P(held) with `grasp-equi fit-held`)" if output == keys.OUTPUT_HELD else ""))
+                             + (" (fit P(held) with `grasp-equi fit-held`)" if output == keys.OUTPUT_HELD
+                                and self.config.architecture == "equivariant" else ""))
         if return_std and output == keys.OUTPUT_FORCE_CLOSURE and getattr(self.model, "ensemble", None) is None:
             raise ValueError(f"{self.name} has no ensemble, so no spread for P(force closure): load a checkpoint "
                              "with one (the shipped grasp_equi/weights/ensembles/grasp_equi_ensemble.safetensors) "

@@ -260,10 +260,11 @@ def _section(rows: list[dict], has_scores: bool, threshold: float = STABLE_THRES
         out["model_accuracy"] = float(((np.array([r["score"] for r in counted]) >= 0.5) == held).mean()) \
             if counted else float("nan")
         held_scores = np.array([r.get("held_score", np.nan) for r in counted], dtype=np.float64)
-        if counted and np.isfinite(held_scores).all():  # a model with P(held)
-            out["held_auc"] = auc(held_scores, held)
-            out["held_accuracy"] = float(((held_scores >= 0.5) == held).mean())
-            out["held_ece"] = calibration_error(held_scores, held)
+        scored = np.isfinite(held_scores)  # all of them for a model with P(held), none without
+        if scored.any():
+            out["held_auc"] = auc(held_scores[scored], held[scored])
+            out["held_accuracy"] = float(((held_scores[scored] >= 0.5) == held[scored]).mean())
+            out["held_ece"] = calibration_error(held_scores[scored], held[scored])
     return out
 
 
