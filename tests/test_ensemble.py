@@ -142,3 +142,22 @@ def test_acquisition_fades_known_grasps_and_does_not_depend_on_the_other_candida
     assert torch.equal(acquisition_scores(sigma, features, labelled[:0]), sigma)  # nothing labelled yet
     with pytest.raises(ValueError, match="acquisition_scores"):
         acquisition_scores(sigma, features, labelled[0])
+
+
+def test_batched_readouts_equal_each_member_on_its_own():
+    """``ReadoutEnsemble.forward`` (LayerNorm once, affine folded into one matrix product for all members) is
+    the same function as running each member on the rows (``member_logits``), for any weights."""
+    from grasp_equi.model.ensemble import ReadoutEnsemble
+
+    torch.manual_seed(0)
+    ensemble = ReadoutEnsemble(40, 16, 5)
+    with torch.no_grad():
+        for weight in ensemble.parameters():
+            weight.add_(torch.randn_like(weight) * 0.5)  # non-trivial LayerNorm affine and biases
+        rows = torch.randn(300, 40) * 3 + 1
+        rows[7] = rows[3]  # repeated rows
+        batched = ensemble(rows)
+        one_by_one = ensemble.member_logits(rows[None].expand(5, -1, -1))
+    assert batched.shape == (5, 300)
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batched[:, 7], batched[:, 3], rtol=0, atol=0)

@@ -45,8 +45,18 @@ class ReadoutEnsemble(torch.nn.Module):
         return ensemble
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Logits ``[members, G]`` for pooled grasp features ``[G, in_dim]``."""
-        return self.member_logits(pooled[None].expand(self.members, -1, -1))
+        """Logits ``[members, G]`` for pooled grasp features ``[G, in_dim]`` (every member on every row).
+
+        The same function as ``member_logits`` on ``pooled`` repeated per member, computed without the
+        repeat: the LayerNorm statistics once per grasp, each member's affine folded into its first
+        layer, and all members' first layers as one matrix product (``[G, in_dim] @ [in_dim, M hidden]``)."""
+        x = torch.nn.functional.layer_norm(pooled, (self.in_dim,))  # [G, in_dim]
+        w1 = self.norm_weight[:, :, None] * self.w1  # [M, in_dim, hidden] the affine's scale folded in
+        b1 = self.b1 + torch.einsum("md,mdh->mh", self.norm_bias, self.w1)  # [M, hidden] and its shift
+        w1 = w1.permute(1, 0, 2).reshape(self.in_dim, -1)  # [in_dim, M hidden]
+        h = torch.nn.functional.silu(torch.addmm(b1.reshape(-1), x, w1))  # [G, M hidden]
+        h = h.view(len(pooled), self.members, self.hidden)  # [G, M, hidden]
+        return (h * self.w2[None]).sum(dim=2).T + self.b2[:, None]  # [M, G]
 
     def member_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[members, B]``: member m on its own rows ``x[m]`` (``x`` ``[members, B, in_dim]``)."""
