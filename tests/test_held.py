@@ -224,3 +224,28 @@ def test_fit_held_refuses_labels_that_do_not_fit_a_baseline_and_a_folder(fitted,
     folder.mkdir()
     rc, err = fit(data, out=folder)
     assert rc == 1 and "is a folder" in err and folder.is_dir(), err
+
+
+def test_labels_of_a_regenerated_shard_with_as_many_grasps_are_not_used(fitted, tmp_path, capsys):
+    """A label file records which version of its shard it was made for (``grasp_fingerprint``): after the
+    shard is rewritten with other contacts (same grasp count) its labels are left out, named, and
+    label-physics asks for --force before replacing them."""
+    import shutil
+
+    from grasp_equi.data.shards import (load_dataset, read_shard, shard_files, unusable_physics_labels,
+                                        write_shard)
+
+    copy = tmp_path / "ds"
+    shutil.copytree(fitted[0], copy)
+    assert unusable_physics_labels(copy) == []
+    shard = shard_files(copy)[0]
+    arrays = read_shard(shard)
+    meta = arrays.pop("meta")
+    arrays["contacts"] = arrays["contacts"] + np.float32(1e-4)  # the same grasps, moved: another version
+    write_shard(shard, arrays, meta)
+    assert unusable_physics_labels(copy) == [shard.name]
+    first = read_shard(shard)["object_id"]
+    assert all(s.p_held is None for s in load_dataset(copy) if s.object_id in set(first.tolist()))
+    capsys.readouterr()
+    assert main(["label-physics", "--data", str(copy), "--trials", "1", "--quiet"]) == 1
+    assert "another version of the shard" in capsys.readouterr().err

@@ -28,6 +28,7 @@ meta                   [] str                      JSON: shard index, config has
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -140,17 +141,30 @@ def samples_from_shard(arrays: dict, families=None, p_held: np.ndarray | None = 
 PHYSICS_DIR = "physics"  # DATA/physics/shard_XXXXX.npz: P(held) per grasp of DATA/shard_XXXXX.npz
 
 
-def read_physics_labels(shard: Path) -> np.ndarray | None:
+def grasp_fingerprint(arrays: dict) -> str:
+    """SHA-1 of a shard's grasps (``grasp_offsets`` and ``contacts``): which version of the shard a physics
+    label file was made for (a regenerated shard with as many grasps has other contacts)."""
+    digest = hashlib.sha1()
+    for key in ("grasp_offsets", "contacts"):
+        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return digest.hexdigest()
+
+
+def read_physics_labels(shard: Path, fingerprint: str | None = None) -> np.ndarray | None:
     """``p_held`` ``[G]`` float32 of one shard (NaN where no trial ran), or None when it is not labelled
     (or its label file is unreadable: a run that stopped mid-write, to be redone; or foreign: not one
-    row per grasp, or a rate outside [0, 1])."""
+    row per grasp, or a rate outside [0, 1]; or, given the shard's ``grasp_fingerprint``, made for
+    another version of the shard: label files record it since label version 3's second release)."""
     path = Path(shard).parent / PHYSICS_DIR / Path(shard).name
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as f:
             p_held = np.asarray(f["p_held"], dtype=np.float32)
+            made_for = str(f["shard_sha"]) if "shard_sha" in f.files else None
     except Exception:  # truncated or foreign file: treat as unlabelled
+        return None
+    if fingerprint is not None and made_for is not None and made_for != fingerprint:
         return None
     rates = p_held[~np.isnan(p_held)] if p_held.ndim == 1 else None
     if rates is None or not ((rates >= 0.0) & (rates <= 1.0)).all():  # not a fraction of trials (inf too)
@@ -160,18 +174,19 @@ def read_physics_labels(shard: Path) -> np.ndarray | None:
 
 def unusable_physics_labels(data_dir) -> list[str]:
     """Names of the shards of ``data_dir`` whose physics label file exists but is not used: unreadable,
-    foreign (``read_physics_labels``), or labels of an older version of the shard (another grasp count)."""
+    foreign (``read_physics_labels``), or labels of an older version of the shard (another grasp count,
+    or other grasps)."""
     names = []
     for path in shard_files(data_dir):
         if not (path.parent / PHYSICS_DIR / path.name).is_file():
             continue
-        p_held = read_physics_labels(path)
         try:
             with np.load(path, allow_pickle=False) as f:
-                grasps = len(f["labels"])
+                arrays = {key: f[key] for key in ("labels", "grasp_offsets", "contacts")}
         except Exception:  # an unreadable shard: load_dataset names it
             continue
-        if p_held is None or len(p_held) != grasps:
+        p_held = read_physics_labels(path, grasp_fingerprint(arrays))
+        if p_held is None or len(p_held) != len(arrays["labels"]):
             names.append(path.name)
     return names
 
@@ -192,7 +207,7 @@ def load_dataset(data_dir, families=None) -> list[CloudSample]:
     samples = []
     for path in files:
         arrays = read_shard(path)
-        p_held = read_physics_labels(path)
+        p_held = read_physics_labels(path, grasp_fingerprint(arrays))
         if p_held is not None and len(p_held) != len(arrays["labels"]):
             p_held = None  # labels of an older version of this shard
         samples.extend(samples_from_shard(arrays, families, p_held))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_equi.data.shards import PHYSICS_DIR, read_physics_labels
+from grasp_equi.data.shards import PHYSICS_DIR, grasp_fingerprint, read_physics_labels
 
 from .jaw import MAX_FINGERS
 
@@ -139,17 +139,25 @@ def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettin
         p_held = np.where(executed > 0, held / np.maximum(executed, 1), np.nan).astype(np.float32)
     p_held[~simulated] = np.nan
     tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, p_held=p_held, executed=executed, held=held, meta=np.array(json.dumps(settings.key())))
+    np.savez(tmp, p_held=p_held, executed=executed, held=held, meta=np.array(json.dumps(settings.key())),
+             shard_sha=np.array(grasp_fingerprint(data)))
     os.replace(tmp, out)
     return {"shard": shard.name, "grasps": int(simulated.sum()), "trials": trials, "failed_objects": failed,
             "cpu_s": time.process_time() - start_cpu, "wall_s": time.perf_counter() - start}
 
 
 def _done(out: Path, settings: LabelSettings) -> bool:
-    """``out`` exists and was written with the same settings (so it can be kept)."""
+    """``out`` exists and was written with the same settings for this version of its shard (so it can be
+    kept; files from before the shard fingerprint was recorded are matched by settings alone)."""
+    from grasp_equi.data.shards import read_shard
+
     try:
         with np.load(out) as f:
-            return json.loads(str(f["meta"])) == json.loads(json.dumps(settings.key()))
+            if json.loads(str(f["meta"])) != json.loads(json.dumps(settings.key())):
+                return False
+            made_for = str(f["shard_sha"]) if "shard_sha" in f.files else None
+        shard = out.parent.parent / out.name
+        return made_for is None or not shard.is_file() or made_for == grasp_fingerprint(read_shard(shard))
     except (OSError, ValueError, KeyError):
         return False
 

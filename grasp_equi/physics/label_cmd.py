@@ -33,8 +33,9 @@ def run(args) -> int:
     settings = LabelSettings(trials=args.trials, seed=args.seed)
     stale = stale_shards(args.data, settings)
     if stale and not args.force:
-        raise ValueError(f"{output_dir(args.data)}: {len(stale)} shard(s) were labelled with other settings "
-                         f"(e.g. {stale[0]}); pass --force to replace them, or use the same --trials/--seed")
+        raise ValueError(f"{output_dir(args.data)}: {len(stale)} shard(s) were labelled with other settings or for "
+                         f"another version of the shard (e.g. {stale[0]}); pass --force to replace them, or use the "
+                         "same --trials/--seed")
     summary = label_dataset(args.data, settings, args.workers, args.max_shards, progress=not args.quiet)
     rate = summary["trials_per_cpu_minute"]
     print(f"{summary['labelled_now']} shard(s) labelled now, {summary['kept']} kept; {summary['trials_now']} trials"
