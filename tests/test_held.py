@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SMALL_MODEL
+from conftest import fitted_held_checkpoints
 from grasp_equi import GraspScorer, keys
 from grasp_equi.checkpoint import save_checkpoint
 from grasp_equi.cli import main
@@ -18,19 +18,7 @@ pytest.importorskip("mujoco")
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """``(data dir, base checkpoint, checkpoint with P(held))`` on a tiny physics-labelled dataset."""
-    root = tmp_path_factory.mktemp("held")
-    data = root / "ds"
-    assert main(["generate", "--out", str(data), "--families", "box", "capsule", "sphere", "--objects", "3",
-                 "--views", "1", "--grasps-per-view", "8", "--points", "400", "--samples", "4",
-                 "--objects-per-shard", "1", "--k-mix", "2:0.7,3:0.3", "--quiet"]) == 0
-    assert main(["label-physics", "--data", str(data), "--trials", "1", "--quiet"]) == 0
-    scorer = GraspScorer.untrained(seed=0, device="cpu", **SMALL_MODEL)
-    base = root / "base.safetensors"
-    save_checkpoint(base, scorer.model, scorer.config, {"note": "untrained test network"})
-    out = root / "held.safetensors"
-    assert main(["fit-held", "--weights", str(base), "--data", str(data), "--out", str(out), "--members", "3",
-                 "--epochs", "3", "--quiet"]) == 0
-    return data, base, out
+    return fitted_held_checkpoints(tmp_path_factory.mktemp("held"))
 
 
 def test_dataset_carries_the_physics_labels_of_each_grasp(fitted):

@@ -1,18 +1,16 @@
 """GraspPlanner: proposals on procedural objects, collision freedom, contacts on the cloud,
-determinism, invariance of the ranking to rigid motions, ``score_poses`` and the CLI."""
+determinism, invariance of the ranking to rigid motions and ``score_poses`` (the CLI: test_planner_cli.py)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import trimesh
 from scipy.spatial import cKDTree
 
+from conftest import box_cloud as _box_cloud, mesh_cloud as _cloud
 from grasp_equi.data.clouds import complete_cloud
-from grasp_equi.data.objects import _finish, make_object
+from grasp_equi.data.objects import make_object
 from grasp_equi.geometry import random_rotation
 from grasp_equi.gripper import quaternion_to_matrix
 from grasp_equi.planner import GraspPlanner, PlannerConfig, antipodal_pairs, rank
@@ -30,18 +28,6 @@ def scorer():
 @pytest.fixture(scope="module")
 def planner(scorer):
     return GraspPlanner(scorer, GripperBody(), SMALL)
-
-
-def _cloud(mesh, n=3000, seed=0):
-    obj = _finish(mesh, "test", "test", 1000.0)
-    points, _ = complete_cloud(obj, n, np.random.default_rng(seed))
-    return points
-
-
-def _box_cloud(n=3000):
-    # 4 x 9 x 12 cm: only the 4 cm side fits the 8 cm opening. (With a 4 x 7 x 12 cm box the
-    # shipped model ranks the 7 cm grasps first, 0.978 vs 0.962: both are force closure.)
-    return _cloud(trimesh.creation.box(extents=[0.04, 0.09, 0.12]), n)
 
 
 def _check_proposals(ranked, points, body):
@@ -201,40 +187,6 @@ def test_score_poses_keeps_every_index_with_a_reason(scorer):
                                atol=1e-6)
 
 
-def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "grasp_equi.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
-
-
-def test_cli_propose_writes_npz_and_never_overwrites(tmp_path):
-    cloud = tmp_path / "box.npy"
-    np.save(cloud, _box_cloud(2000))
-    out = tmp_path / "ranked.npz"
-    args = ("propose", "--cloud", str(cloud), "--top", "3", "--out", str(out), "--seeds", "64", "--device", "cpu")
-    done = _cli(*args, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    data = np.load(out)
-    assert data["poses"].shape == (3, 7) and data["contacts"].shape == (3, 2, 3)
-    assert data["scores"].shape == (3,) and data["widths"].shape == (3,)
-    assert np.all(np.diff(data["scores"]) <= 0)
-    assert "rank\tscore" in done.stdout
-    before = out.read_bytes()
-    again = _cli(*args, cwd=tmp_path)
-    assert again.returncode == 1 and "exists" in again.stderr and len(again.stderr.strip().splitlines()) == 1
-    assert out.read_bytes() == before
-    missing = _cli("propose", "--cloud", str(tmp_path / "nope.npy"), cwd=tmp_path)
-    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
-    lonely = _cli("propose", "--cloud", str(cloud), "--near", "0,0,0", "--device", "cpu", cwd=tmp_path)
-    assert lonely.returncode == 1 and "--scene" in lonely.stderr and len(lonely.stderr.strip().splitlines()) == 1
-    poses_file = tmp_path / "poses.npy"
-    np.save(poses_file, data["poses"])
-    scored = _cli("score", "--cloud", str(cloud), "--poses", str(poses_file), "--device", "cpu", cwd=tmp_path)
-    assert scored.returncode == 0, scored.stderr
-    lines = scored.stdout.strip().splitlines()
-    assert len(lines) == 3 and all(line.endswith("scored") for line in lines)
-    np.testing.assert_allclose([float(line.split("\t")[1]) for line in lines], data["scores"], atol=2e-4)
-
-
 def test_bench_propose_record_counts_and_times(scorer):
     from grasp_equi.bench.propose import STEPS, measure_propose, propose_table
 
@@ -368,34 +320,3 @@ def test_a_cloud_encoded_from_a_subset_serves_the_full_cloud(scorer):
     planner = GraspPlanner(scorer, config=SMALL)
     ranked = planner.propose(points, encoded=scorer.encode(subset))
     _check_proposals(ranked, points, planner.body)
-
-
-def test_cli_score_answers_by_name_with_reasons_and_propose_reads_a_cloud_in_mm(tmp_path):
-    """``score --output`` picks the answer (the shipped weights have both), ``--json`` writes null for a grasp
-    it could not judge and the text lines give its reason; ``propose --units mm`` scales a cloud file too."""
-    import json
-
-    from grasp_equi import GraspScorer
-
-    points = _box_cloud(2000)
-    cloud, grasps = tmp_path / "box.npy", tmp_path / "grasps.npy"
-    np.save(cloud, points)
-    pairs = np.stack([points[:4], points[100:104]], axis=1)  # [4, 2, 3] on the surface
-    inside = np.zeros((1, 2, 3)) + [[0.0, 0.0, 0.0], [0.001, 0.0, 0.0]]  # both contacts at the box's centre
-    np.save(grasps, np.concatenate([pairs, inside]))
-    scorer = GraspScorer.from_checkpoint(device="cpu")
-    for output in scorer.outputs:
-        done = _cli("score", "--cloud", str(cloud), "--grasps", str(grasps), "--output", output, "--json",
-                    "--device", "cpu", cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        got = json.loads(done.stdout)
-        expected = scorer.score(points, np.concatenate([pairs, inside]), output=output)
-        assert got[-1] is None and np.isnan(expected[-1])
-        np.testing.assert_allclose(got[:4], expected[:4], atol=2e-6)
-    text = _cli("score", "--cloud", str(cloud), "--grasps", str(grasps), "--device", "cpu", cwd=tmp_path)
-    assert text.stdout.strip().splitlines()[-1].split("\t")[2].startswith("off_surface")
-    mm = tmp_path / "box_mm.npy"
-    np.save(mm, points * 1000.0)
-    ranked = _cli("propose", "--cloud", str(mm), "--units", "mm", "--top", "2", "--seeds", "32", "--device", "cpu",
-                  cwd=tmp_path)
-    assert ranked.returncode == 0, ranked.stderr

@@ -13,13 +13,11 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 pytest.importorskip("mujoco")
 
-from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps  # noqa: E402
+from conftest import SMALL_MODEL, ellipsoid_cloud, fitted_held_checkpoints, random_grasps  # noqa: E402
 from ros_support import node_command, set_parameters, start, stop, wait_for_log  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from grasp_equi import GraspScorer, keys  # noqa: E402
-from grasp_equi.checkpoint import save_checkpoint  # noqa: E402
-from grasp_equi.cli import main  # noqa: E402
 from grasp_equi.gripper import close_jaws, JawGeometry  # noqa: E402
 from grasp_equi.poses import NO_CONTACT, SCORED  # noqa: E402
 from grasp_equi.ros.client import ScoreClient  # noqa: E402
@@ -32,18 +30,7 @@ HELD, FC = keys.OUTPUT_HELD, keys.OUTPUT_FORCE_CLOSURE
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """``(base checkpoint: force closure only, checkpoint with P(held) readouts)``, as in test_held.py."""
-    root = tmp_path_factory.mktemp("held")
-    data = root / "ds"
-    assert main(["generate", "--out", str(data), "--families", "box", "capsule", "sphere", "--objects", "3",
-                 "--views", "1", "--grasps-per-view", "8", "--points", "400", "--samples", "4",
-                 "--objects-per-shard", "1", "--k-mix", "2:0.7,3:0.3", "--quiet"]) == 0
-    assert main(["label-physics", "--data", str(data), "--trials", "1", "--quiet"]) == 0
-    scorer = GraspScorer.untrained(seed=0, device="cpu", **SMALL_MODEL)
-    base = save_checkpoint(root / "base.safetensors", scorer.model, scorer.config)
-    held = root / "held.safetensors"
-    assert main(["fit-held", "--weights", str(base), "--data", str(data), "--out", str(held), "--members", "3",
-                 "--epochs", "3", "--quiet"]) == 0
-    return base, held
+    return fitted_held_checkpoints(tmp_path_factory.mktemp("held"))[1:]
 
 
 @pytest.fixture(scope="module")

@@ -144,6 +144,12 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
     return records
 
 
+def prepare_records_for(samples: Sequence, config, progress: bool = True) -> list[CloudRecord]:
+    """``prepare_records`` with the preprocessing a model of ``ModelConfig`` ``config`` was trained with."""
+    return prepare_records(samples, config.num_nodes, config.normal_k, progress=progress,
+                           orientation=config.normal_orientation, contact_normal_source=config.contact_normal_source)
+
+
 def _rotate(cloud: PreparedCloud, contacts: torch.Tensor, normals: torch.Tensor, rot: torch.Tensor):
     """Rotate a prepared cloud, its contacts and their normals about the centroid (the origin)."""
     # Preprocessing commutes with rotations (invariant FPS start, rotation-equivariant normal signs),

@@ -29,22 +29,30 @@ def _targets(record: CloudRecord, target: str) -> np.ndarray:
     raise ValueError(f"unknown target {target!r}; expected one of {keys.OUTPUTS}")
 
 
+def labelled_batches(records: Sequence[CloudRecord], target: str = keys.OUTPUT_FORCE_CLOSURE, batch_clouds: int = 16,
+                     progress: bool = False):
+    """``(batch, labels [g] float32)`` over every grasp of ``records`` that has a ``target`` label (force
+    closure: all; held: those with physics trials), ``batch_clouds`` clouds at a time (``make_batch``)."""
+    from tqdm import tqdm
+
+    picks = [(i, np.flatnonzero(np.isfinite(_targets(r, target)))) for i, r in enumerate(records)]
+    picks = [(i, rows) for i, rows in picks if len(rows)]
+    for lo in tqdm(range(0, len(picks), batch_clouds), desc="grasp features", unit="batch", disable=not progress):
+        chunk = picks[lo:lo + batch_clouds]
+        yield make_batch(records, chunk), torch.as_tensor(
+            np.concatenate([_targets(records[i], target)[rows] for i, rows in chunk])).float()
+
+
 @torch.no_grad()
 def pooled_features(model, records: Sequence[CloudRecord], batch_clouds: int = 16, progress: bool = False,
                     target: str = keys.OUTPUT_FORCE_CLOSURE) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features [G, pooled_dim] float32, labels [G] float32)`` of every grasp of ``records`` that has a
-    ``target`` label (force closure: all; held: those with physics trials)."""
-    from tqdm import tqdm
-
+    ``target`` label (``labelled_batches``)."""
     model.eval()
-    picks = [(i, np.flatnonzero(np.isfinite(_targets(r, target)))) for i, r in enumerate(records)]
-    picks = [(i, rows) for i, rows in picks if len(rows)]
     features, labels = [], []
-    for lo in tqdm(range(0, len(picks), batch_clouds), desc="grasp features", unit="batch", disable=not progress):
-        chunk = picks[lo:lo + batch_clouds]
-        batch = make_batch(records, chunk)
+    for batch, y in labelled_batches(records, target, batch_clouds, progress):
         features.append(model.pooled(batch, model.encode(batch)))
-        labels.append(torch.as_tensor(np.concatenate([_targets(records[i], target)[rows] for i, rows in chunk])))
+        labels.append(y)
     if not features:
         raise ValueError(f"no grasps with a {target} label to fit readouts on")
     return torch.cat(features).float(), torch.cat(labels).float()

@@ -31,21 +31,18 @@ def add_arguments(parser) -> None:
 
 
 def _uncertainty(model, config, records) -> dict:
+    import numpy as np
     import torch
 
-    from grasp_equi.training.dataset import make_batch
-    from grasp_equi.training.ensemble import uncertainty_report
+    from grasp_equi.training.ensemble import labelled_batches, uncertainty_report
 
     means, stds, labels = [], [], []
     with torch.no_grad():
-        picks = [(i, list(range(r.num_grasps))) for i, r in enumerate(records) if r.num_grasps > 0]
-        for lo in range(0, len(picks), 16):
-            batch = make_batch(records, picks[lo:lo + 16])
+        for batch, y in labelled_batches(records):
             p = torch.sigmoid(model.ensemble_logits(batch, model.encode(batch))).double()  # [M, G]
             means.append(p.mean(0))
             stds.append(p.std(0, unbiased=False))
-            labels.append(batch["grasp_label"].double())
-    import numpy as np
+            labels.append(y.double())
 
     cat = lambda xs: torch.cat(xs).numpy() if xs else np.zeros(0)  # noqa: E731
     return uncertainty_report(cat(means), cat(stds), cat(labels))
@@ -62,7 +59,7 @@ def run(args) -> int:
         raise FileExistsError(f"--out {args.out} exists; pass --force to replace it")
     from grasp_equi.checkpoint import save_checkpoint
     from grasp_equi.scorer import GraspScorer
-    from grasp_equi.training.dataset import prepare_records
+    from grasp_equi.training.dataset import prepare_records_for
     from grasp_equi.training.ensemble import fit_readout_ensemble, pooled_features, with_ensemble
     from grasp_equi.training.splits import load_split
 
@@ -74,9 +71,7 @@ def run(args) -> int:
 
     def records(split, limit=None, data=args.data):
         samples = load_split(data, split)[:limit]
-        return prepare_records(samples, config.num_nodes, config.normal_k, progress=not args.quiet,
-                               orientation=config.normal_orientation,
-                               contact_normal_source=config.contact_normal_source)
+        return prepare_records_for(samples, config, progress=not args.quiet)
 
     train = records("train", args.max_clouds)
     features, labels = pooled_features(model, train, progress=not args.quiet)

@@ -43,22 +43,18 @@ def held_report(model, records) -> dict:
 
     from grasp_equi import keys
     from grasp_equi.physics.agreement import calibration_error
-    from grasp_equi.training.dataset import make_batch
+    from grasp_equi.training.ensemble import labelled_batches
     from grasp_equi.training.metrics import STABLE_THRESHOLD, auc
 
     held_p, fc_p, target, ks = [], [], [], []
     with torch.no_grad():
-        picks = [(i, np.flatnonzero(np.isfinite(r.p_held))) for i, r in enumerate(records) if r.p_held is not None]
-        picks = [(i, rows) for i, rows in picks if len(rows)]
-        for lo in range(0, len(picks), 16):
-            chunk = picks[lo:lo + 16]
-            batch = make_batch(records, chunk)
+        for batch, y in labelled_batches(records, keys.OUTPUT_HELD):
             feats = model.encode(batch)
             held_p.append(torch.sigmoid(model.held_logits(batch, feats)).mean(0))  # [G]
             fc_p.append(torch.sigmoid(model.score_grasps(batch, feats)))  # [G]
-            target.append(np.concatenate([records[i].p_held[rows] for i, rows in chunk]))
+            target.append(y.numpy())
             ks.append(batch[keys.GRASP_NUM_CONTACTS].numpy())
-    if not picks:
+    if not target:
         return {"grasps": 0}
     held_p, fc_p = torch.cat(held_p).double().numpy(), torch.cat(fc_p).double().numpy()
     target, ks = np.concatenate(target), np.concatenate(ks)
@@ -106,7 +102,7 @@ def run(args) -> int:
     from grasp_equi.checkpoint import save_checkpoint
     from grasp_equi.data.shards import unusable_physics_labels
     from grasp_equi.scorer import GraspScorer
-    from grasp_equi.training.dataset import prepare_records
+    from grasp_equi.training.dataset import prepare_records_for
     from grasp_equi.training.ensemble import fit_readout_ensemble, pooled_features, with_readouts
     from grasp_equi.training.splits import load_split
 
@@ -128,9 +124,7 @@ def run(args) -> int:
         if split == "train" and not any(np.isfinite(s.p_held).any() for s in samples):
             raise ValueError(f"--data {args.data}: no physics-labelled grasps in the train split"
                              + (f"; {unused}" if unused else ""))
-        return prepare_records(samples, config.num_nodes, config.normal_k, progress=not args.quiet,
-                               orientation=config.normal_orientation,
-                               contact_normal_source=config.contact_normal_source)
+        return prepare_records_for(samples, config, progress=not args.quiet)
 
     train = records("train")
     features, labels = pooled_features(model, train, progress=not args.quiet, target=keys.OUTPUT_HELD)

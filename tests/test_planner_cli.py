@@ -1,0 +1,75 @@
+"""``grasp-equi propose`` and ``grasp-equi score`` as a user runs them: a subprocess each, files in, lines out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import box_cloud as _box_cloud
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "grasp_equi.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_cli_propose_writes_npz_and_never_overwrites(tmp_path):
+    cloud = tmp_path / "box.npy"
+    np.save(cloud, _box_cloud(2000))
+    out = tmp_path / "ranked.npz"
+    args = ("propose", "--cloud", str(cloud), "--top", "3", "--out", str(out), "--seeds", "64", "--device", "cpu")
+    done = _cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    data = np.load(out)
+    assert data["poses"].shape == (3, 7) and data["contacts"].shape == (3, 2, 3)
+    assert data["scores"].shape == (3,) and data["widths"].shape == (3,)
+    assert np.all(np.diff(data["scores"]) <= 0)
+    assert "rank\tscore" in done.stdout
+    before = out.read_bytes()
+    again = _cli(*args, cwd=tmp_path)
+    assert again.returncode == 1 and "exists" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+    missing = _cli("propose", "--cloud", str(tmp_path / "nope.npy"), cwd=tmp_path)
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    lonely = _cli("propose", "--cloud", str(cloud), "--near", "0,0,0", "--device", "cpu", cwd=tmp_path)
+    assert lonely.returncode == 1 and "--scene" in lonely.stderr and len(lonely.stderr.strip().splitlines()) == 1
+    poses_file = tmp_path / "poses.npy"
+    np.save(poses_file, data["poses"])
+    scored = _cli("score", "--cloud", str(cloud), "--poses", str(poses_file), "--device", "cpu", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    lines = scored.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line.endswith("scored") for line in lines)
+    np.testing.assert_allclose([float(line.split("\t")[1]) for line in lines], data["scores"], atol=2e-4)
+
+
+def test_cli_score_answers_by_name_with_reasons_and_propose_reads_a_cloud_in_mm(tmp_path):
+    """``score --output`` picks the answer (the shipped weights have both), ``--json`` writes null for a grasp
+    it could not judge and the text lines give its reason; ``propose --units mm`` scales a cloud file too."""
+    import json
+
+    from grasp_equi import GraspScorer
+
+    points = _box_cloud(2000)
+    cloud, grasps = tmp_path / "box.npy", tmp_path / "grasps.npy"
+    np.save(cloud, points)
+    pairs = np.stack([points[:4], points[100:104]], axis=1)  # [4, 2, 3] on the surface
+    inside = np.zeros((1, 2, 3)) + [[0.0, 0.0, 0.0], [0.001, 0.0, 0.0]]  # both contacts at the box's centre
+    np.save(grasps, np.concatenate([pairs, inside]))
+    scorer = GraspScorer.from_checkpoint(device="cpu")
+    for output in scorer.outputs:
+        done = _cli("score", "--cloud", str(cloud), "--grasps", str(grasps), "--output", output, "--json",
+                    "--device", "cpu", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        got = json.loads(done.stdout)
+        expected = scorer.score(points, np.concatenate([pairs, inside]), output=output)
+        assert got[-1] is None and np.isnan(expected[-1])
+        np.testing.assert_allclose(got[:4], expected[:4], atol=2e-6)
+    text = _cli("score", "--cloud", str(cloud), "--grasps", str(grasps), "--device", "cpu", cwd=tmp_path)
+    assert text.stdout.strip().splitlines()[-1].split("\t")[2].startswith("off_surface")
+    mm = tmp_path / "box_mm.npy"
+    np.save(mm, points * 1000.0)
+    ranked = _cli("propose", "--cloud", str(mm), "--units", "mm", "--top", "2", "--seeds", "32", "--device", "cpu",
+                  cwd=tmp_path)
+    assert ranked.returncode == 0, ranked.stderr
