@@ -209,7 +209,7 @@ def run(args) -> int:
     import torch.distributed as dist
 
     from grasp_equi.model import build_model
-    from grasp_equi.training.dataset import describe, prepare_records
+    from grasp_equi.training.dataset import describe, prepare_records_for
     from grasp_equi.training.loop import fit
     from grasp_equi.training.splits import load_split, subsample_objects
 
@@ -228,14 +228,10 @@ def run(args) -> int:
     t0 = time.perf_counter()
     # under DDP every rank preprocesses (and caches) only its own shard of the clouds
     shard_name = "_train.safetensors" if ctx.world == 1 else f"_train_rank{ctx.rank}of{ctx.world}.safetensors"
-    train = prepare_records(train_samples[ctx.rank::ctx.world], config.num_nodes, config.normal_k,
-                            cache.with_name(cache.stem + shard_name), progress and ctx.main,
-                            orientation=config.normal_orientation,
-                            contact_normal_source=config.contact_normal_source)
-    val = prepare_records(val_samples, config.num_nodes, config.normal_k,  # validation runs on rank 0 only
-                          cache.with_name(cache.stem + "_val.safetensors") if ctx.main else None,
-                          progress and ctx.main, orientation=config.normal_orientation,
-                          contact_normal_source=config.contact_normal_source) if ctx.main else []
+    train = prepare_records_for(train_samples[ctx.rank::ctx.world], config, progress and ctx.main,
+                                cache.with_name(cache.stem + shard_name))
+    val = prepare_records_for(val_samples, config, progress and ctx.main,  # validation runs on rank 0 only
+                              cache.with_name(cache.stem + "_val.safetensors")) if ctx.main else []
     _log(ctx, f"preprocessed {len(train)} train (this rank) / {len(val)} val clouds in {time.perf_counter() - t0:.0f} s; "
               f"train: {json.dumps(describe(train))}")
     settings = settings_from(args, len(train_samples), ctx.world)

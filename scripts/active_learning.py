@@ -30,11 +30,9 @@ import torch
 
 
 def _records(scorer, samples):
-    from grasp_equi.training.dataset import prepare_records
+    from grasp_equi.training.dataset import prepare_records_for
 
-    c = scorer.config
-    return prepare_records(samples, c.num_nodes, c.normal_k, progress=False, orientation=c.normal_orientation,
-                           contact_normal_source=c.contact_normal_source)
+    return prepare_records_for(samples, scorer.config, progress=False)
 
 
 def _labeller(manifest: dict):

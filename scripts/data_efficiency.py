@@ -28,7 +28,7 @@ import torch
 from grasp_equi.model import ModelConfig, build_model
 from grasp_equi.train import BASELINE_MODEL, SHIPPED_MODEL
 from grasp_equi.training import metrics
-from grasp_equi.training.dataset import prepare_records, random_rotations
+from grasp_equi.training.dataset import prepare_records_for, random_rotations
 from grasp_equi.training.loop import TrainSettings, fit, predict, validation_picks
 from grasp_equi.training.splits import load_split, subsample_objects
 
@@ -81,14 +81,9 @@ def run_study(args) -> list[dict]:
     cfg0 = ModelConfig(**SHIPPED_MODEL)
     assert all(ModelConfig(**m).num_nodes == cfg0.num_nodes for m, _, _ in VARIANTS.values())
     cache = args.out / "cache"
-    orient = cfg0.normal_orientation
-    train_all = prepare_records(load_split(args.data, "train"), cfg0.num_nodes, cfg0.normal_k,
-                                cache / "train.safetensors", orientation=orient,
-                                contact_normal_source=cfg0.contact_normal_source)
-    val = prepare_records(load_split(args.data, "val"), cfg0.num_nodes, cfg0.normal_k, cache / "val.safetensors",
-                          orientation=orient, contact_normal_source=cfg0.contact_normal_source)
-    test = prepare_records(load_split(args.data, "test"), cfg0.num_nodes, cfg0.normal_k, cache / "test.safetensors",
-                           orientation=orient, contact_normal_source=cfg0.contact_normal_source)
+    train_all = prepare_records_for(load_split(args.data, "train"), cfg0, cache=cache / "train.safetensors")
+    val = prepare_records_for(load_split(args.data, "val"), cfg0, cache=cache / "val.safetensors")
+    test = prepare_records_for(load_split(args.data, "test"), cfg0, cache=cache / "test.safetensors")
     test_picks = validation_picks(test, args.test_clouds, 128, seed=args.seed + 1)
     print(f"preprocessed {len(train_all)}/{len(val)}/{len(test)} clouds in {time.perf_counter() - t0:.0f} s", flush=True)
     results = []

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import rclpy
@@ -78,3 +79,17 @@ def set_parameters(node, target: str, values: dict, timeout: float = 10.0):
         return future.result().results
     finally:
         node.destroy_client(client)
+
+
+@contextmanager
+def publishers(name: str, topics: dict):
+    """A throwaway rclpy node ``name`` in its own context with one publisher per ``{topic: msg type}``;
+    yields ``{topic: publisher}`` and always destroys the node and shuts the context down."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(name, context=context)
+    try:
+        yield {topic: node.create_publisher(msg_type, topic, 10) for topic, msg_type in topics.items()}
+    finally:
+        node.destroy_node()
+        context.try_shutdown()

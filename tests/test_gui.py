@@ -314,7 +314,8 @@ def test_scene_drops_scores_of_an_older_pose():
 # ---------------------------------------------------------------------------- live mode
 @pytest.mark.ros
 def test_live_mode_shows_cloud_and_scores_from_dds(qtbot, window):
-    rclpy = pytest.importorskip("rclpy")
+    pytest.importorskip("rclpy")
+    from ros_support import publishers
     from sensor_msgs.msg import PointCloud2
     from std_msgs.msg import Header
 
@@ -329,25 +330,17 @@ def test_live_mode_shows_cloud_and_scores_from_dds(qtbot, window):
     flat = contacts.reshape(-1, 3).astype(np.float32)
     columns = {"x": flat[:, 0], "y": flat[:, 1], "z": flat[:, 2],
                "grasp_id": np.repeat(np.arange(5, dtype=np.uint32), 3), "score": np.repeat(scores, 3)}
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("gui_test_publisher", context=context)
-    try:
-        cloud_pub = node.create_publisher(PointCloud2, "cloud", 10)
-        scored_pub = node.create_publisher(PointCloud2, "scored_grasps", 10)
+    with publishers("gui_test_publisher", {"cloud": PointCloud2, "scored_grasps": PointCloud2}) as pub:
         header = Header(frame_id="camera")
         header.stamp.sec = 7
 
         def shown() -> bool:
-            cloud_pub.publish(cloud_message(header, points))
-            scored_pub.publish(encode_cloud(header, columns))
+            pub["cloud"].publish(cloud_message(header, points))
+            pub["scored_grasps"].publish(encode_cloud(header, columns))
             scene = window.scene
             return scene.object is not None and len(scene.grasps) == 5 and "node" in scene.scores
 
         qtbot.waitUntil(shown, timeout=30_000)
-    finally:
-        node.destroy_node()
-        context.try_shutdown()
     scene = window.scene
     assert scene.object.name == "live: camera"
     np.testing.assert_allclose(scene.object.points, points.astype(np.float32), atol=1e-7)

@@ -134,7 +134,8 @@ def test_table_shows_p_held_and_p_force_closure_columns(qtbot, window):
 
 @pytest.mark.ros
 def test_live_mode_shows_the_nodes_two_answers(qtbot, window):
-    rclpy = pytest.importorskip("rclpy")
+    pytest.importorskip("rclpy")
+    from ros_support import publishers
     from sensor_msgs.msg import PointCloud2
     from std_msgs.msg import Header
 
@@ -150,24 +151,18 @@ def test_live_mode_shows_the_nodes_two_answers(qtbot, window):
     rows = np.repeat(np.arange(3), 2)
     columns = {**codec.xyz_columns(contacts.reshape(-1, 3)), "grasp_id": rows.astype(np.uint32),
                **answers.columns(rows)}
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("gui_held_test_publisher", context=context)
     try:
-        cloud_pub = node.create_publisher(PointCloud2, "cloud", 10)
-        scored_pub = node.create_publisher(PointCloud2, "scored_grasps", 10)
-        header = Header(frame_id="camera")
-        header.stamp.sec = 8
+        with publishers("gui_held_test_publisher", {"cloud": PointCloud2, "scored_grasps": PointCloud2}) as pub:
+            header = Header(frame_id="camera")
+            header.stamp.sec = 8
 
-        def shown() -> bool:
-            cloud_pub.publish(codec.cloud_message(header, points))
-            scored_pub.publish(codec.encode_cloud(header, columns))
-            return len(window.scene.grasps) == 3 and output_key("node", FC) in window.scene.scores
+            def shown() -> bool:
+                pub["cloud"].publish(codec.cloud_message(header, points))
+                pub["scored_grasps"].publish(codec.encode_cloud(header, columns))
+                return len(window.scene.grasps) == 3 and output_key("node", FC) in window.scene.scores
 
-        qtbot.waitUntil(shown, timeout=30_000)
+            qtbot.waitUntil(shown, timeout=30_000)
     finally:
-        node.destroy_node()
-        context.try_shutdown()
         window.live.stop()
     table = window.table
     assert _headers(table)[2:4] == ["node P(held)", "node P(force closure)"]

@@ -144,9 +144,10 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
     return records
 
 
-def prepare_records_for(samples: Sequence, config, progress: bool = True) -> list[CloudRecord]:
-    """``prepare_records`` with the preprocessing a model of ``ModelConfig`` ``config`` was trained with."""
-    return prepare_records(samples, config.num_nodes, config.normal_k, progress=progress,
+def prepare_records_for(samples: Sequence, config, progress: bool = True, cache: Path | None = None) -> list[CloudRecord]:
+    """``prepare_records`` with the preprocessing a model of ``ModelConfig`` ``config`` was trained with
+    (``cache``: as in ``prepare_records``)."""
+    return prepare_records(samples, config.num_nodes, config.normal_k, cache, progress,
                            orientation=config.normal_orientation, contact_normal_source=config.contact_normal_source)
 
 
