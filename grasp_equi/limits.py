@@ -10,6 +10,7 @@ head builds K x (K - 1) contact pairs per grasp). The node exposes each limit as
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,9 @@ class Limits:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            # ints are finite however large (np.isfinite refuses one beyond int64 with a TypeError)
+            finite = isinstance(value, int) or isinstance(value, float) and math.isfinite(value)
+            if isinstance(value, bool) or not finite or value <= 0:
                 raise ValueError(f"limit {f.name} must be a positive number; got {value!r}")
         if self.max_contacts_per_grasp < 2:
             raise ValueError(f"limit max_contacts_per_grasp must be >= 2; got {self.max_contacts_per_grasp}")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from grasp_equi import limits as L
-from grasp_equi.cli_types import device
+from grasp_equi.cli_types import device, positive_float, positive_int
 from grasp_equi.files import FileFormatError, load_npy, load_npz
 from grasp_equi.limits import Limits
 from grasp_equi.propose_cmd import add_gripper_arguments
@@ -112,25 +114,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_limit_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``Limits`` options (checked before anything is allocated)."""
+    """The ``Limits`` options (checked before anything is allocated); argparse refuses a value that is not a
+    positive, finite number with the option's name (exit 2)."""
     g = p.add_argument_group("limits (checked before anything is allocated; docs/limits.md)")
-    g.add_argument("--max-points", type=int, default=L.MAX_POINTS, help="points per cloud (default %(default)s)")
-    g.add_argument("--max-grasps", type=int, default=L.MAX_GRASPS, help="grasps per file (default %(default)s)")
-    g.add_argument("--max-contacts-per-grasp", type=int, default=L.MAX_CONTACTS_PER_GRASP,
+    g.add_argument("--max-points", type=positive_int, default=L.MAX_POINTS, help="points per cloud (default %(default)s)")
+    g.add_argument("--max-grasps", type=positive_int, default=L.MAX_GRASPS, help="grasps per file (default %(default)s)")
+    g.add_argument("--max-contacts-per-grasp", type=positive_int, default=L.MAX_CONTACTS_PER_GRASP,
                    help="K, contacts per grasp; memory grows with K^2 (default %(default)s)")
-    g.add_argument("--max-file-mb", type=float, default=L.MAX_FILE_BYTES / 2**20,
+    g.add_argument("--max-file-mb", type=positive_float, default=L.MAX_FILE_BYTES / 2**20,
                    help="MiB of (decompressed) array data per file (default %(default)g)")
-    g.add_argument("--min-object-radius", type=float, default=L.MIN_OBJECT_RADIUS,
+    g.add_argument("--min-object-radius", type=positive_float, default=L.MIN_OBJECT_RADIUS,
                    help="m, smallest plausible characteristic radius (max distance of a point from the "
                         "centroid) (default %(default)g)")
-    g.add_argument("--max-object-radius", type=float, default=L.MAX_OBJECT_RADIUS,
+    g.add_argument("--max-object-radius", type=positive_float, default=L.MAX_OBJECT_RADIUS,
                    help="m, largest plausible characteristic radius (default %(default)g)")
 
 
 def limits_from_args(args) -> Limits:
-    """``Limits`` from the options above; ``ValueError`` for a non-positive one."""
+    """``Limits`` from the options above (``--max-file-mb`` rounded up to whole bytes); ``ValueError`` for
+    radii out of order or K < 2."""
     return Limits(max_contacts_per_grasp=args.max_contacts_per_grasp, max_grasps=args.max_grasps,
-                  max_points=args.max_points, max_file_bytes=int(args.max_file_mb * 2**20),
+                  max_points=args.max_points, max_file_bytes=math.ceil(min(args.max_file_mb * 2**20, sys.float_info.max)),
                   min_object_radius=args.min_object_radius, max_object_radius=args.max_object_radius)
 
 

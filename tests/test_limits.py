@@ -263,6 +263,39 @@ def test_cli_turns_hostile_files_into_one_line(tmp_path, rng):
     print(f"K=1000 file refused by the CLI in {time.perf_counter() - start:.2f} s (process start included)")
 
 
+
+@pytest.mark.parametrize("option, value, reason", [("--max-file-mb", "inf", "is not a finite number"),
+                                                    ("--max-file-mb", "nan", "is not a finite number"),
+                                                    ("--max-object-radius", "inf", "is not a finite number"),
+                                                    ("--max-points", "0", "must be >= 1")])
+def test_cli_limit_options_are_refused_with_their_name(tmp_path, rng, capsys, option, value, reason):
+    """A limit option that is not a positive, finite number: argparse's usage line naming the option (exit 2).
+    ``--max-file-mb inf`` once failed with "OverflowError: cannot convert float infinity to integer (set
+    GRASP_EQUI_DEBUG=1 ...)", nan with "cannot convert float NaN to integer", neither naming the option."""
+    from grasp_equi.cli import main
+
+    points, _ = ellipsoid_cloud(200, rng=rng)
+    np.save(tmp_path / "c.npy", points)
+    np.save(tmp_path / "g.npy", random_grasps(points, 2, 2, rng))
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", "--cloud", str(tmp_path / "c.npy"), "--grasps", str(tmp_path / "g.npy"), option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {option}: " in err and reason in err and "Error:" not in err, err
+
+
+def test_huge_limits_are_allowed(tmp_path, rng, capsys):
+    """Limits far beyond int64 (``--max-file-mb 1e300``, ``Limits(max_points=10**30)``) mean "no limit": they
+    once failed inside ``np.isfinite`` with a TypeError about ufunc casting rules."""
+    from grasp_equi.cli import main
+
+    assert Limits(max_points=10**30).max_points == 10**30
+    points, _ = ellipsoid_cloud(200, rng=rng)
+    np.save(tmp_path / "c.npy", points)
+    np.save(tmp_path / "g.npy", random_grasps(points, 2, 2, rng))
+    assert main(["score", "--cloud", str(tmp_path / "c.npy"), "--grasps", str(tmp_path / "g.npy"), "--device",
+                 "cpu", "--max-file-mb", "1e308", "--max-points", str(10**30)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
 # ----------------------------------------------------------------------------- gripper collisions
 def _box(half, n=6000, seed=0):
     rng = np.random.default_rng(seed)
