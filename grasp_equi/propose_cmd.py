@@ -116,6 +116,8 @@ def load_points(path: str, mesh_points: int, units: str, seed: int):
 
 def run(args) -> int:
     out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():  # --force cannot help: np.savez cannot replace a folder
+        raise IsADirectoryError(f"--out {out} is a folder; give the .npz file's name")
     if out is not None and out.exists() and not args.force:  # fail before any work
         raise ValueError(f"--out {out} exists; pass --force to overwrite it")
     if out is not None and not out.parent.is_dir():

@@ -73,3 +73,16 @@ def test_cli_score_answers_by_name_with_reasons_and_propose_reads_a_cloud_in_mm(
     ranked = _cli("propose", "--cloud", str(mm), "--units", "mm", "--top", "2", "--seeds", "32", "--device", "cpu",
                   cwd=tmp_path)
     assert ranked.returncode == 0, ranked.stderr
+
+
+def test_cli_propose_refuses_a_folder_as_out_before_any_work(tmp_path):
+    """``--out`` naming a folder: one line saying so, with or without ``--force``. It once said "exists; pass
+    --force to overwrite it", and with --force failed after the whole proposal with "[Errno 21] Is a directory"."""
+    cloud, folder = tmp_path / "box.npy", tmp_path / "a_folder"
+    np.save(cloud, _box_cloud(2000))
+    folder.mkdir()
+    for force in ((), ("--force",)):
+        done = _cli("propose", "--cloud", str(cloud), "--out", str(folder), *force, "--seeds", "32", "--device", "cpu",
+                    cwd=tmp_path)
+        assert done.returncode == 1 and done.stdout == "" and "is a folder" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Errno" not in done.stderr and folder.is_dir()
