@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from grasp_equi.gripper import JawGeometry, close_jaws, matrix_to_quaternion, quaternion_to_matrix
+from grasp_equi.limits import Limits
 
 # Why a pose got no score (codes are stable: they travel in the node's ``reason`` field).
 REASONS = {0: "scored", 1: "no_contact", 2: "collision", 3: "off_surface"}
@@ -200,7 +201,8 @@ def score_poses(points, poses, gripper: GripperBody | JawGeometry | None = None,
     nothing, are left out with a reason; the rest are scored in one batched call.
     ``scorer``: a ``GraspScorer`` (default: the shipped weights); ``output``: which of its answers
     (``GraspScorer.score``; None: its default). Bad input, or an ``output`` the scorer lacks (also when
-    no pose is scored), raises ``ValueError``.
+    no pose is scored), or a cloud outside the plausible object size (``Limits``: the scorer's, else the
+    defaults; other units), raises ``ValueError``.
     """
     from grasp_equi.scorer import GraspScorer
     from grasp_equi.validation import check_cloud
@@ -209,6 +211,8 @@ def score_poses(points, poses, gripper: GripperBody | JawGeometry | None = None,
     if scorer is not None or output is not None:  # an answer the model lacks fails even when no pose is scored
         scorer = scorer or GraspScorer.from_checkpoint()
         scorer._check_output(output, False)
+    # a cloud in other units fails even when no pose touches it (all would be "no_contact" or "collision")
+    (scorer.limits if scorer is not None else Limits()).check_object_size(pts)
     body = gripper if isinstance(gripper, GripperBody) else GripperBody(jaw=gripper or JawGeometry())
     positions, rotations = as_frames(poses)
     contacts, widths, reasons = close_and_check(pts, positions, rotations, body, check_collisions)

@@ -187,6 +187,18 @@ def test_score_poses_keeps_every_index_with_a_reason(scorer):
                                atol=1e-6)
 
 
+
+def test_score_poses_refuses_a_cloud_in_other_units_even_when_no_pose_touches_it(scorer):
+    """A cloud in millimetres is refused by its size, as ``score`` refuses it, whether or not a pose closes on it.
+    It once came back as one "no_contact" (or "collision") per pose, exit 0, with no word about units: the size
+    was only checked by the scorer, which ran only when a pose touched the cloud."""
+    mm = _box_cloud(2000) * 1000.0
+    poses = np.stack([np.eye(4)] * 2)
+    poses[1, :3, 3] = [0.5, 0, 0]
+    for given in (scorer, None):
+        with pytest.raises(ValueError, match="are the units metres"):
+            score_poses(mm, poses, GripperBody(), given)
+
 def test_bench_propose_record_counts_and_times(scorer):
     from grasp_equi.bench.propose import STEPS, measure_propose, propose_table
 
