@@ -214,6 +214,22 @@ def test_fit_held_refuses_labels_that_do_not_fit_a_baseline_and_a_folder(fitted,
     assert rc == 1 and "is a folder" in err and folder.is_dir(), err
 
 
+
+def test_fit_held_names_a_missing_data_folder(tmp_path, capsys):
+    """``--data`` that is no folder (a typo, a file): one line saying so. It once said "no physics labels (run
+    grasp-equi label-physics --data TYPO first)", which sends the user to label a folder that does not exist."""
+    from grasp_equi.scorer import SHIPPED_WEIGHTS
+
+    a_file = tmp_path / "cloud.npy"
+    np.save(a_file, np.zeros((4, 3)))
+    for data in (tmp_path / "typo", a_file):
+        capsys.readouterr()
+        assert main(["fit-held", "--weights", str(SHIPPED_WEIGHTS), "--data", str(data), "--out",
+                     str(tmp_path / "out.safetensors"), "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no such folder" in err and "label-physics" not in err, err
+    assert not (tmp_path / "out.safetensors").exists()
+
 def test_labels_of_a_regenerated_shard_with_as_many_grasps_are_not_used(fitted, tmp_path, capsys):
     """A label file records which version of its shard it was made for (``grasp_fingerprint``): after the
     shard is rewritten with other contacts (same grasp count) its labels are left out, named, and

@@ -87,6 +87,8 @@ def run(args) -> int:
         raise ValueError(f"--members must be at most 64; got {args.members}")
     if not args.weights.is_file():
         raise FileNotFoundError(f"--weights {args.weights}: no such file")
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"--data {args.data}: no such folder (give a dataset made by grasp-equi generate)")
     if not (args.data / "physics").is_dir():
         raise FileNotFoundError(f"--data {args.data}: no physics labels (run grasp-equi label-physics --data "
                                 f"{args.data} first)")
