@@ -117,8 +117,10 @@ def add_limit_arguments(p: argparse.ArgumentParser) -> None:
     """The ``Limits`` options (checked before anything is allocated); argparse refuses a value that is not a
     positive, finite number with the option's name (exit 2)."""
     g = p.add_argument_group("limits (checked before anything is allocated; docs/limits.md)")
-    g.add_argument("--max-points", type=positive_int, default=L.MAX_POINTS, help="points per cloud (default %(default)s)")
-    g.add_argument("--max-grasps", type=positive_int, default=L.MAX_GRASPS, help="grasps per file (default %(default)s)")
+    g.add_argument("--max-points", type=positive_int, default=L.MAX_POINTS,
+                   help="points per cloud (default %(default)s)")
+    g.add_argument("--max-grasps", type=positive_int, default=L.MAX_GRASPS,
+                   help="grasps per file (default %(default)s)")
     g.add_argument("--max-contacts-per-grasp", type=positive_int, default=L.MAX_CONTACTS_PER_GRASP,
                    help="K, contacts per grasp; memory grows with K^2 (default %(default)s)")
     g.add_argument("--max-file-mb", type=positive_float, default=L.MAX_FILE_BYTES / 2**20,
@@ -134,7 +136,8 @@ def limits_from_args(args) -> Limits:
     """``Limits`` from the options above (``--max-file-mb`` rounded up to whole bytes); ``ValueError`` for
     radii out of order or K < 2."""
     return Limits(max_contacts_per_grasp=args.max_contacts_per_grasp, max_grasps=args.max_grasps,
-                  max_points=args.max_points, max_file_bytes=math.ceil(min(args.max_file_mb * 2**20, sys.float_info.max)),
+                  max_points=args.max_points,
+                  max_file_bytes=math.ceil(min(args.max_file_mb * 2**20, sys.float_info.max)),
                   min_object_radius=args.min_object_radius, max_object_radius=args.max_object_radius)
 
 
