@@ -230,6 +230,25 @@ def test_fit_held_names_a_missing_data_folder(tmp_path, capsys):
         assert err.count("\n") == 1 and "no such folder" in err and "label-physics" not in err, err
     assert not (tmp_path / "out.safetensors").exists()
 
+
+def test_physics_labels_that_are_not_real_numbers_are_not_read(tmp_path):
+    """A label file whose ``p_held`` is text, complex or bool is foreign (None), like one with rates outside
+    [0, 1]. Text such as "0.5" was once parsed into rates and complex rates lost their imaginary part (a
+    warning only), both then used as training targets; real rates, int included, still read."""
+    from grasp_equi.data.shards import PHYSICS_DIR, read_physics_labels
+
+    shard = tmp_path / "shard_00000.npz"
+    (tmp_path / PHYSICS_DIR).mkdir()
+
+    def read(p_held):
+        np.savez(tmp_path / PHYSICS_DIR / shard.name, p_held=p_held)
+        return read_physics_labels(shard)
+
+    for foreign in (np.array(["0.5", "1"]), np.array([0.5 + 1j, 1.0]), np.array([True, False])):
+        assert read(foreign) is None, foreign.dtype
+    np.testing.assert_array_equal(read(np.array([0.5, np.nan])), np.array([0.5, np.nan], np.float32))
+    assert read(np.array([0, 1], np.int8)).dtype == np.float32
+
 def test_labels_of_a_regenerated_shard_with_as_many_grasps_are_not_used(fitted, tmp_path, capsys):
     """A label file records which version of its shard it was made for (``grasp_fingerprint``): after the
     shard is rewritten with other contacts (same grasp count) its labels are left out, named, and

@@ -153,17 +153,20 @@ def grasp_fingerprint(arrays: dict) -> str:
 def read_physics_labels(shard: Path, fingerprint: str | None = None) -> np.ndarray | None:
     """``p_held`` ``[G]`` float32 of one shard (NaN where no trial ran), or None when it is not labelled
     (or its label file is unreadable: a run that stopped mid-write, to be redone; or foreign: not one
-    row per grasp, or a rate outside [0, 1]; or, given the shard's ``grasp_fingerprint``, made for
+    row per grasp, not real numbers, or a rate outside [0, 1]; or, given the shard's ``grasp_fingerprint``, made for
     another version of the shard: label files record it since label version 3's second release)."""
     path = Path(shard).parent / PHYSICS_DIR / Path(shard).name
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as f:
-            p_held = np.asarray(f["p_held"], dtype=np.float32)
+            stored = f["p_held"]
             made_for = str(f["shard_sha"]) if "shard_sha" in f.files else None
     except Exception:  # truncated or foreign file: treat as unlabelled
         return None
+    if stored.dtype.kind not in "fiu":  # text, complex, bool: not rates (float32 would parse or truncate them)
+        return None
+    p_held = stored.astype(np.float32)
     if fingerprint is not None and made_for is not None and made_for != fingerprint:
         return None
     rates = p_held[~np.isnan(p_held)] if p_held.ndim == 1 else None
