@@ -180,3 +180,8 @@ def test_load_mesh_object_says_why_a_mesh_is_unusable(tmp_path):
     with pytest.raises(ValueError, match="--units"):
         load_mesh_object(big)
     assert load_mesh_object(big, units="mm").radius == pytest.approx(np.linalg.norm([0.02, 0.015, 0.01]))
+    small = tmp_path / "small.stl"
+    trimesh.creation.box(extents=(0.06, 0.04, 0.1)).export(small)  # metres, loaded as millimetres: 60 um
+    with pytest.raises(ValueError, match="--units"):  # once "small.stl: zero volume" (an absolute 1 mm^3 floor)
+        load_mesh_object(small, units="mm")
+    assert load_mesh_object(small).radius == pytest.approx(np.linalg.norm([0.03, 0.02, 0.05]))

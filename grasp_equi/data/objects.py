@@ -295,7 +295,7 @@ def load_mesh_object(path, units: str = "m", require_watertight: bool = False) -
     if watertight:
         if mesh.volume < 0:
             mesh.invert()  # inside-out faces
-        if mesh.volume <= 1e-12:
+        if mesh.volume <= 1e-9 * float(np.prod(extents)):  # relative: a small object in other units is a size error
             raise ValueError(f"{path.name}: zero volume")
     elif require_watertight:
         raise ValueError(f"{path.name}: not watertight (has holes), but a closed volume is needed")
