@@ -8,10 +8,10 @@ only when the command runs, so ``--help`` is fast.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from grasp_equi.cli_types import device, nonneg_int, positive_int
+from grasp_equi.fileio import json_text
 from grasp_equi.paths import SHIPPED_WEIGHTS
 
 
@@ -52,7 +52,7 @@ def run(args) -> int:
                         args.invariance_clouds, args.device, args.seed, not args.quiet, scorer=scorer)
     png = args.png or args.json.with_suffix(".png")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n")
+    args.json.write_text(json_text(out) + "\n")
     calibration_plot(res, png, f"{out['model']} on {out['split']} families ({out['clouds']} clouds"
                                f"{', random poses' if args.rotate else ''})")
     o, inv = out["overall"], out["invariance"]

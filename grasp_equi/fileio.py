@@ -1,4 +1,4 @@
-"""File-writing helpers shared by everything that saves tensors.
+"""File-writing helpers shared by everything that saves tensors or JSON reports.
 
 ``safetensors.torch.save_file`` creates its file with mode 0600 whatever the umask; files
 this project writes (checkpoints, training state, caches) should be readable like any other
@@ -8,8 +8,12 @@ common umask 022).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
+
+import numpy as np
 
 
 def umask_mode() -> int:
@@ -36,3 +40,26 @@ def save_tensors(tensors: dict, path, metadata: dict | None = None) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def json_safe(value):
+    """A copy of ``value`` that strict JSON can hold: numpy scalars and arrays become Python numbers and lists,
+    NaN and ±inf become ``None`` (``null``; ``json.dumps`` would write ``NaN``, which JSON readers refuse)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def json_text(value, indent: int | None = 2) -> str:
+    """Strict JSON for a report (``json_safe``), never ``NaN``: missing figures read as ``null``."""
+    return json.dumps(json_safe(value), indent=indent, allow_nan=False)

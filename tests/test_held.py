@@ -95,6 +95,25 @@ def test_report_and_refusals(fitted, tmp_path, capsys):
     assert "no physics labels" in capsys.readouterr().err
 
 
+def _strict_json(text: str):
+    """Parse as a strict JSON reader does: ``NaN``/``Infinity`` are not JSON."""
+    import json
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_reports_hold_missing_figures_as_null_not_nan():
+    from grasp_equi.fileio import json_text
+
+    report = {"auc": np.float32(np.nan), "ece": float("inf"), "per_k": {"2": np.array([0.5, np.nan])},
+              "grasps": np.int64(3), "ok": np.bool_(True)}
+    assert _strict_json(json_text(report)) == {"auc": None, "ece": None, "per_k": {"2": [0.5, None]}, "grasps": 3,
+                                               "ok": True}
+
+
 def test_evaluate_scores_force_closure_against_its_label_and_held_against_the_trials(fitted, tmp_path, capsys):
     import json
     import shutil
@@ -105,7 +124,7 @@ def test_evaluate_scores_force_closure_against_its_label_and_held_against_the_tr
                  "--invariance-clouds", "0", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "invariance not measured" in printed and "P(held) vs physics trials" in printed
-    result = json.loads(report.read_text())
+    result = _strict_json(report.read_text())
     held = result["held"]["overall"]
     assert held["grasps"] > 0 and 0 <= held["held_ece"] <= 1
     assert set(result["held"]["by_k"]) <= {"2", "3"} and result["overall"]["num_grasps"] > 0

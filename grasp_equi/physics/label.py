@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_equi.data.shards import PHYSICS_DIR, grasp_fingerprint, read_physics_labels
+from grasp_equi.fileio import json_text
 
 from .jaw import MAX_FINGERS
 
@@ -215,7 +216,7 @@ def label_dataset(data: Path, settings: LabelSettings, workers: int = 1, max_sha
                "cpu_minutes_now": sum(r["cpu_s"] for r in rows) / 60, "wall_s_now": time.perf_counter() - start,
                "workers": workers, "failed_objects": [f"{r['shard']}: {x}" for r in rows for x in r["failed_objects"]]}
     summary["trials_per_cpu_minute"] = summary["trials_now"] / max(summary["cpu_minutes_now"], 1e-9) if rows else None
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "summary.json").write_text(json_text(summary) + "\n")
     return summary
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_equi.data.objects import DEFAULT_SPLITS, FAMILIES, MESH_SUFFIXES, load_mesh_object, make_object
+from grasp_equi.fileio import json_text
 
 from .agreement import STABLE_THRESHOLD, agreement, calibration_error, plot_reliability, reliability
 from .scene import JawSpec
@@ -187,24 +188,9 @@ def run(args) -> int:
         print(f"plot: {args.plot}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_plain({**report, "trials": rows}), indent=1, allow_nan=False))
+        args.json.write_text(json_text({**report, "trials": rows}, indent=1))
         print(f"report: {args.json}")
     return 0
-
-
-def _plain(value):
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to None (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def _relabel_at_jaws(rows: list[dict], args) -> None:

@@ -8,11 +8,11 @@ only with ``--force``.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from grasp_equi.cli_types import nonneg_int, positive_int
+from grasp_equi.fileio import json_text
 
 
 def add_arguments(parser) -> None:
@@ -89,6 +89,6 @@ def run(args) -> int:
         report["in_distribution"] = _uncertainty(new_model, new_config, records("train", 150, args.in_distribution))
     report["seconds"] = time.perf_counter() - start
     save_checkpoint(args.out, new_model, new_config, {**scorer.info, "ensemble": report})
-    print(json.dumps({k: v for k, v in report.items() if k in ("train", "in_distribution", "val", "test")}, indent=1))
+    print(json_text({k: v for k, v in report.items() if k in ("train", "in_distribution", "val", "test")}, indent=1))
     print(f"wrote {args.out} ({args.members} members, {report['seconds']:.0f} s)")
     return 0

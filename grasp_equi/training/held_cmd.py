@@ -15,11 +15,11 @@ calibration error of P(held) against the trials, beside the force-closure output
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from grasp_equi.cli_types import nonneg_int, positive_float, positive_int
+from grasp_equi.fileio import json_text
 
 
 def add_arguments(parser) -> None:
@@ -140,6 +140,6 @@ def run(args) -> int:
         report[split] = held_report(new_model, records(split))
     report["seconds"] = time.perf_counter() - start
     save_checkpoint(args.out, new_model, new_config, {**scorer.info, "held": report})
-    print(json.dumps({k: report[k] for k in ("train", "val", "test")}, indent=1))
+    print(json_text({k: report[k] for k in ("train", "val", "test")}, indent=1))
     print(f"wrote {args.out} (P(held) from {report['train_grasps']} simulated grasps, {report['seconds']:.0f} s)")
     return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from grasp_equi import keys
 from grasp_equi.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from grasp_equi.fileio import json_text
 from grasp_equi.model import ModelConfig
 from grasp_equi.training import metrics
 from grasp_equi.training.dataset import CloudRecord, class_weights, describe, make_batch, random_rotations
@@ -228,5 +228,5 @@ def fit(model: torch.nn.Module, config: ModelConfig, settings: TrainSettings, tr
             checkpoint("best.safetensors", -1.0)
         checkpoint("last.safetensors", loop["best_val_auc"])
         save_training_state(resume_file, optimizer, loop)
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (run_dir / "summary.json").write_text(json_text(summary) + "\n")
     return summary

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from grasp_equi.checkpoint import read_checkpoint, save_checkpoint
+from grasp_equi.fileio import json_text
 
 MAX_BYTES = 5 * 1024 * 1024
 CARD_ORDER = ("grasp_equi.safetensors", "baseline.safetensors", "baseline_noaug.safetensors")
@@ -27,7 +28,7 @@ def publish(best: Path, target: Path, data_dir: Path, device: str = "auto", prog
     if target.stat().st_size > MAX_BYTES:
         raise ValueError(f"{target}: {target.stat().st_size / 1e6:.1f} MB exceeds the 5 MB budget for shipped weights")
     stem = target.with_suffix("")
-    (stem.parent / f"{stem.name}_heldout.json").write_text(json.dumps(results, indent=2) + "\n")
+    (stem.parent / f"{stem.name}_heldout.json").write_text(json_text(results) + "\n")
     calibration_plot(res, stem.parent / f"{stem.name}_calibration.png",
                      f"{target.name}: held-out families, random poses")
     write_model_card(target.parent)
