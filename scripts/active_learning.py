@@ -8,7 +8,8 @@ The network is frozen; every pool grasp (training families) and test grasp (held
 described once by the head's pooled invariant features. Starting from ``--start`` random labelled
 pool grasps, each round fits a last-layer ensemble (``grasp_equi.training.ensemble``) on the
 labelled grasps, records its held-out AUC, and picks the next ``--batch`` grasps either by the
-largest ensemble spread σ or at random; a picked grasp is labelled by calling the labeller itself
+largest ensemble spread σ (``sigma``), by σ with a batch of grasps unlike each other (``diverse``:
+``diverse_batch``) or at random; a picked grasp is labelled by calling the labeller itself
 (robust force closure, ``grasp_equi.quality.label_grasps`` with the dataset's label parameters).
 The σ strategy picks by ``acquisition_scores``: σ, faded to 0 for a grasp whose invariant features lie
 next to a labelled grasp's (its label is known). Several seeds, both strategies, the same budget. Then
@@ -21,7 +22,6 @@ Writes ``OUT/active_learning.json`` and ``OUT/active_learning.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -75,7 +75,7 @@ def _grasp_table(samples):
 def run(args) -> dict:
     from grasp_equi import GraspScorer
     from grasp_equi.data.shards import load_manifest
-    from grasp_equi.training.ensemble import acquisition_scores, fit_readout_ensemble, pooled_features
+    from grasp_equi.training.ensemble import acquisition_scores, diverse_batch, fit_readout_ensemble, pooled_features
     from grasp_equi.training.metrics import STABLE_THRESHOLD, auc
     from grasp_equi.training.splits import load_split
 
@@ -91,7 +91,7 @@ def run(args) -> dict:
     table = _grasp_table(pool_samples)
     label_one = _labeller(load_manifest(args.data))
     hidden = scorer.config.readout_hidden
-    curves = {"sigma": [], "random": []}
+    curves = {strategy: [] for strategy in args.strategies}
     label_cache: dict[int, float] = {}
 
     def label(idx: int, rng) -> float:  # the labeller is called once per grasp, whatever the strategy
@@ -118,11 +118,14 @@ def run(args) -> dict:
                 if round_ == args.rounds:
                     break
                 rest = np.setdiff1d(np.arange(len(table)), labelled)
-                if strategy == "sigma":
+                if strategy in ("sigma", "diverse"):
                     with torch.no_grad():
                         sigma = torch.sigmoid(ens(pool_x[rest])).std(0)
-                    score = acquisition_scores(sigma, pool_x[rest], pool_x[labelled]).numpy()
-                    picks = rest[np.argsort(-score, kind="stable")[:args.batch]]
+                    score = acquisition_scores(sigma, pool_x[rest], pool_x[labelled])
+                    if strategy == "sigma":
+                        picks = rest[np.argsort(-score.numpy(), kind="stable")[:args.batch]]
+                    else:
+                        picks = rest[diverse_batch(score, pool_x[rest], pool_x[labelled], args.batch)]
                 else:
                     picks = rng.choice(rest, size=min(args.batch, len(rest)), replace=False)
                 labelled += [int(i) for i in picks]
@@ -183,11 +186,12 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for strategy, color in (("sigma", "#2e86de"), ("random", "#999999")):
-        curves = np.array(result["curves"][strategy])  # [seeds, rounds, 2]
+    names = {"sigma": ("largest σ", "#2e86de"), "diverse": ("σ, diverse batch", "#e67e22"), "random": ("random", "#999999")}
+    for strategy, runs in result["curves"].items():
+        curves = np.array(runs)  # [seeds, rounds, 2]
         x, y = curves[0, :, 0], curves[:, :, 1]
-        ax.plot(x, y.mean(0), marker="o", color=color, label=f"{'largest σ' if strategy == 'sigma' else 'random'}"
-                f" ({len(curves)} seeds)")
+        name, color = names[strategy]
+        ax.plot(x, y.mean(0), marker="o", color=color, label=f"{name} ({len(curves)} seeds)")
         ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.2)
     ax.set_xlabel("labelled grasps (robust force-closure labeller calls)")
     ax.set_ylabel("held-out AUC (test families)")
@@ -215,15 +219,19 @@ def main(argv=None) -> int:
     p.add_argument("--rotated-clouds", type=int, default=40)
     p.add_argument("--baseline-weights", type=Path, help="also run the rotated-copies check with this (non-invariant) "
                                                            "baseline's own last-layer ensemble")
+    p.add_argument("--strategies", nargs="+", choices=("sigma", "diverse", "random"),
+                   default=["sigma", "diverse", "random"])
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
+    from grasp_equi.fileio import json_text
+
     out = args.out / "active_learning.json"
     if out.exists() and not args.force:
         print(f"active_learning: {out} exists; pass --force to replace it", file=sys.stderr)
         return 1
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json_text(result, indent=1) + "\n")
     plot(result, args.out / "active_learning.png")
     print(f"wrote {out} and {args.out / 'active_learning.png'}")
     return 0

@@ -93,8 +93,8 @@ def test_same_seed_same_ensemble_and_no_silent_overwrite(fitted, tmp_path, capsy
     assert "exists; pass --force" in capsys.readouterr().err
 
 
-def test_active_learning_script_runs_both_strategies(fitted, tmp_path):
-    """scripts/active_learning.py end to end on the tiny dataset: curves for both strategies, the labeller
+def test_active_learning_script_runs_every_strategy(fitted, tmp_path):
+    """scripts/active_learning.py end to end on the tiny dataset: curves for every strategy, the labeller
     really called, rotated copies of labelled clouds with the same sigma as the originals."""
     import json
     import subprocess
@@ -113,7 +113,8 @@ def test_active_learning_script_runs_both_strategies(fitted, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "active_learning.json").read_text())
-    for strategy in ("sigma", "random"):
+    assert sorted(result["curves"]) == ["diverse", "random", "sigma"]
+    for strategy in ("sigma", "diverse", "random"):
         (curve,) = result["curves"][strategy]
         assert [n for n, _ in curve] == [6, 12]
     assert result["labeller_calls"] >= 12
@@ -161,3 +162,28 @@ def test_batched_readouts_equal_each_member_on_its_own():
     assert batched.shape == (5, 300)
     torch.testing.assert_close(batched, one_by_one, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(batched[:, 7], batched[:, 3], rtol=0, atol=0)
+
+
+def test_diverse_batch_spreads_the_picks_and_skips_copies_of_labelled_grasps():
+    """Two tight clusters of equally uncertain grasps (exact ties) and exact copies of a labelled grasp:
+    ranking by score alone takes the first cluster whole, the diverse batch takes one of each cluster
+    and never a copy; ties resolve to the lower index, so the result is the same on every call."""
+    from grasp_equi.training.ensemble import diverse_batch
+
+    labelled = torch.tensor([[0.0, 0.0]], dtype=torch.float64)  # [1, 2]
+    cluster_a = torch.tensor([[1.0, 0.0]] * 4, dtype=torch.float64)  # [4, 2] exact duplicates
+    cluster_b = torch.tensor([[0.0, 1.0]] * 4, dtype=torch.float64)
+    copies = labelled.repeat(3, 1)  # [3, 2] the labelled grasp again (a moved copy: invariant features)
+    features = torch.cat([cluster_a, cluster_b, copies])  # [11, 2]
+    scores = torch.full((11,), 0.3, dtype=torch.float64)  # [11] all tied
+    picks = diverse_batch(scores, features, labelled, batch=2)
+    assert list(picks) == [0, 4]
+    assert list(diverse_batch(scores, features, labelled, batch=2)) == list(picks)
+    assert not set(diverse_batch(scores, features, labelled, batch=8, candidates=2)[:2]) & {8, 9, 10}
+    # a higher score wins over an equally new grasp
+    scores[5] = 0.4
+    assert list(diverse_batch(scores, features, labelled, batch=2)) == [5, 0]
+    with pytest.raises(ValueError, match="diverse_batch"):
+        diverse_batch(scores, features, labelled, batch=0)
+    # nothing labelled yet: the first pick is the highest score
+    assert diverse_batch(scores, features, labelled[:0], batch=1)[0] == 5

@@ -142,6 +142,40 @@ def acquisition_scores(sigma: torch.Tensor, features: torch.Tensor, labelled: to
     return sigma * (nearest / radius).clamp(max=1.0)
 
 
+def diverse_batch(scores: torch.Tensor, features: torch.Tensor, labelled: torch.Tensor, batch: int,
+                  candidates: int = 4) -> np.ndarray:
+    """Indices ``[min(batch, G)]`` of the grasps to label next: uncertain and unlike each other.
+
+    Ranking by ``scores`` ``[G]`` alone (e.g. ``acquisition_scores``) fills a batch with near copies of
+    one uncertain kind of grasp, and one label of each would have told as much. Here the
+    ``candidates * batch`` highest-scoring grasps are kept and picked greedily by score × distance
+    (pooled features ``[G, d]``) to the nearest grasp already labelled (``[L, d]``) or picked in this
+    batch: a weighted form of k-centre greedy selection (Sener & Savarese 2018, "Active learning for
+    convolutional neural networks: a core-set approach"). Deterministic: ties go to the lower index.
+    The features are invariant, so a rigidly moved copy of a labelled grasp sits at distance ~0 and
+    is never picked before a new grasp. ``ValueError`` for mismatched shapes or ``batch < 1``.
+    """
+    if features.ndim != 2 or labelled.ndim != 2 or labelled.shape[1] != features.shape[1] or \
+            scores.shape != features.shape[:1] or batch < 1 or candidates < 1:
+        raise ValueError(f"diverse_batch: scores [G], features [G, d], labelled [L, d], batch >= 1 and "
+                         f"candidates >= 1 expected; got {tuple(scores.shape)}, {tuple(features.shape)}, "
+                         f"{tuple(labelled.shape)}, {batch}, {candidates}")
+    order = np.argsort(-scores.numpy(), kind="stable")[:candidates * batch]  # [m] candidate indices
+    pool, weight = features[order].double(), scores[order].double().clamp_min(0.0)  # [m, d], [m]
+    if labelled.shape[0]:
+        nearest = torch.cdist(pool, labelled.double()).min(dim=1).values  # [m]
+    else:
+        nearest = torch.full((len(order),), float("inf"), dtype=torch.float64)
+    picked: list[int] = []
+    for _ in range(min(batch, len(order))):
+        gain = weight * nearest.clamp(max=torch.finfo(torch.float64).max)  # [m]
+        gain[picked] = -1.0
+        best = int(torch.argmax(gain))  # first maximum: ties go to the higher score, then the lower index
+        picked.append(best)
+        nearest = torch.minimum(nearest, (pool - pool[best]).norm(dim=1))
+    return order[picked]
+
+
 def uncertainty_report(mean: np.ndarray, std: np.ndarray, labels: np.ndarray) -> dict:
     """How useful the spread is on labelled grasps: the AUC of σ for finding misclassified grasps,
     accuracy on all grasps and on the 80 % with the smallest σ."""
