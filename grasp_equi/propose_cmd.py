@@ -98,10 +98,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_points(path: str, mesh_points: int, units: str, seed: int):
-    """``(points, normals | None)`` from a cloud file, or area-uniform samples of a mesh file."""
-    from grasp_equi.score_cmd import load_cloud
+    """``(points, normals | None)`` from a cloud file, or area-uniform samples of a mesh file (a PLY
+    with faces is a mesh)."""
+    from grasp_equi.score_cmd import load_cloud, ply_face_count
 
-    if Path(path).suffix.lower() not in MESH_SUFFIXES:
+    suffix = Path(path).suffix.lower()
+    is_mesh = suffix in MESH_SUFFIXES or (suffix == ".ply" and Path(path).is_file() and ply_face_count(path) > 0)
+    if not is_mesh:
         from grasp_equi.data.units import UNITS
 
         points, normals = load_cloud(path)

@@ -37,6 +37,20 @@ def _exists(path, what: str) -> Path:
     return path
 
 
+def ply_face_count(path) -> int:
+    """Faces a PLY file declares in its header (``element face N``; 0 for a point cloud). Reads the
+    header only (up to 64 kB); ``FileFormatError`` when there is no PLY header."""
+    with open(path, "rb") as handle:
+        head = handle.read(65_536)
+    if not head.startswith(b"ply") or b"end_header" not in head:
+        raise FileFormatError(f"{path}: not a PLY file (no 'ply' ... 'end_header' header)")
+    for line in head.split(b"end_header", 1)[0].splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == b"element" and words[1] == b"face" and words[2].isdigit():
+            return int(words[2])
+    return 0
+
+
 def load_cloud(path, limits: Limits | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Points (and normals when present) from ``.npy`` ``(N,3|6)``, ``.npz`` (points[, normals])
     or, when open3d is installed, ``.ply``/``.pcd``/``.xyz``. Sizes are checked against
@@ -58,6 +72,9 @@ def load_cloud(path, limits: Limits | None = None) -> tuple[np.ndarray, np.ndarr
         with open(path, "rb") as handle:  # open3d's C readers print their own errors: check the magic first
             if suffix == ".ply" and handle.read(3) != b"ply":
                 raise FileFormatError(f"cloud file {path}: not a PLY file (it does not start with 'ply')")
+        if suffix == ".ply" and (faces := ply_face_count(path)):  # open3d would keep only the mesh's corners
+            raise FileFormatError(f"cloud file {path}: a mesh ({faces} faces), not a point cloud; give a cloud "
+                                  f"sampled from its surface (grasp-equi propose samples meshes itself)")
         import open3d as o3d
 
         with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):

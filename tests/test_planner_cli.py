@@ -86,3 +86,38 @@ def test_cli_propose_refuses_a_folder_as_out_before_any_work(tmp_path):
                     cwd=tmp_path)
         assert done.returncode == 1 and done.stdout == "" and "is a folder" in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and "Errno" not in done.stderr and folder.is_dir()
+
+
+def test_a_ply_mesh_is_sampled_as_a_mesh_by_propose_and_refused_by_score(tmp_path):
+    """A box saved as a PLY mesh (binary and ASCII): propose samples its surface as it does the same
+    box in STL (not its 8 corners, which open3d's point reader would keep), score refuses it in one
+    line instead of scoring against the corners; a vertex-only PLY stays a cloud."""
+    import trimesh
+
+    from grasp_equi.score_cmd import ply_face_count
+
+    box = trimesh.creation.box(extents=(0.05, 0.03, 0.08))
+    box.export(tmp_path / "box.stl")
+    (tmp_path / "box_ascii.ply").write_bytes(trimesh.exchange.ply.export_ply(box, encoding="ascii"))
+    box.export(tmp_path / "box.ply")  # binary
+    trimesh.PointCloud(box.sample(1500, seed=0)).export(tmp_path / "points.ply")
+    assert ply_face_count(tmp_path / "box.ply") == ply_face_count(tmp_path / "box_ascii.ply") == 12
+    assert ply_face_count(tmp_path / "points.ply") == 0
+
+    def best(name):
+        done = _cli("propose", "--cloud", str(tmp_path / name), "--top", "1", "--seeds", "64", "--device", "cpu",
+                    cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    from_stl = best("box.stl")
+    for name in ("box.ply", "box_ascii.ply"):
+        assert best(name).splitlines()[0] == from_stl.splitlines()[0]  # the same count of candidates
+    np.save(tmp_path / "grasps.npy", np.array([[[0.025, 0.0, 0.0], [-0.025, 0.0, 0.0]]]))
+    refused = _cli("score", "--cloud", str(tmp_path / "box.ply"), "--grasps", str(tmp_path / "grasps.npy"),
+                   "--device", "cpu", cwd=tmp_path)
+    assert refused.returncode == 1 and "mesh (12 faces)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    cloud = _cli("score", "--cloud", str(tmp_path / "points.ply"), "--grasps", str(tmp_path / "grasps.npy"),
+                 "--device", "cpu", cwd=tmp_path)
+    assert cloud.returncode == 0, cloud.stderr
