@@ -235,6 +235,21 @@ def test_sigterm_ends_run_like_ctrl_c(tmp_path):
     assert not _ros_children(domain), "node or demo source still running after SIGTERM"
 
 
+def test_run_names_every_object_it_scored(tmp_path):
+    """``grasp-equi run`` (what ``make run`` does) over real DDS: every scored message's line names its
+    object, the first one too (its name is published before the listener may have matched)."""
+    domain = str(100 + (os.getpid() + 7) % 100)
+    env = dict(os.environ, ROS_DOMAIN_ID=domain, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "grasp_equi.cli", "run", "--count", "3", "--rate", "4",
+                           "--device", "cpu", "--timeout", "240", "--domain-id", domain], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 3 and "scored 3/3 messages" in done.stdout
+    assert sorted(int(line[1:4]) for line in lines) == [1, 2, 3]
+    assert not any("/?]" in line or line.split("]")[1].split()[0] == "?" for line in lines), lines
+
+
 def _ros_children(domain: str) -> list[int]:
     """Processes of grasp_equi.ros.* on our DDS domain (read from /proc; Linux)."""
     found = []

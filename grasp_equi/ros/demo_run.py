@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import String
 
 from grasp_equi.ros.client import RELIABLE, decode_scored
-from grasp_equi.ros.demo_source import INFO_TOPIC
+from grasp_equi.ros.demo_source import INFO_QOS, INFO_TOPIC
 from grasp_equi.ros.diagnostics import diagnostic_values
 from grasp_equi.ros.procs import spawn, tail, terminate
 from grasp_equi.ros.requests import stamp_key
@@ -40,13 +39,17 @@ class Listener:
         self.objects: dict[tuple[int, int], dict] = {}
         self.results: list[tuple[dict, object, float]] = []
         self.diagnostics: dict[str, str] = {}
+        self.pending: dict[tuple[int, int], tuple[object, float]] = {}  # scored before their object's name came
         node.create_subscription(PointCloud2, "scored_grasps", self._on_scored, RELIABLE)
-        node.create_subscription(String, INFO_TOPIC, self._on_info, QoSProfile(depth=50))
+        node.create_subscription(String, INFO_TOPIC, self._on_info, INFO_QOS)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, RELIABLE)
 
     def _on_info(self, msg: String) -> None:
         info = json.loads(msg.data)
-        self.objects[tuple(info["stamp"])] = info
+        key = tuple(info["stamp"])
+        self.objects[key] = info
+        if key in self.pending:
+            self._report(info, *self.pending.pop(key))
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         self.diagnostics = diagnostic_values(msg) or self.diagnostics
@@ -56,7 +59,21 @@ class Listener:
         key = stamp_key(msg.header)
         latency_ms = (received - (key[0] + key[1] * 1e-9)) * 1e3
         result = decode_scored(msg, received)
-        info = self.objects.get(key, {"name": "?", "family": "?", "index": len(self.results) + 1, "count": "?"})
+        if key in self.objects:
+            self._report(self.objects[key], result, latency_ms)
+        else:  # the object's name is still on its way: print the line when it comes (or at the end)
+            self.pending[key] = (result, latency_ms)
+
+    def flush(self) -> None:
+        """Report results whose object name never came."""
+        for result, latency_ms in self.pending.values():
+            self._report({"name": "?", "family": "?", "index": len(self.results) + 1, "count": "?"}, result, latency_ms)
+        self.pending.clear()
+
+    def scored(self) -> int:
+        return len(self.results) + len(self.pending)
+
+    def _report(self, info: dict, result, latency_ms: float) -> None:
         self.results.append((info, result, latency_ms))
         ids, scores = result.per_grasp()
         ids, scores = ids[np.isfinite(scores)], scores[np.isfinite(scores)]  # poses left out have NaN scores
@@ -109,7 +126,7 @@ def run(args) -> int:
             rclpy.spin_once(listener_node, timeout_sec=0.1)
         demo = spawn("grasp_equi.ros.demo_source", demo_args, logs / "demo_source.log", env)
         demo_done_at = None
-        while len(listener.results) < args.count and time.monotonic() < deadline:
+        while listener.scored() < args.count and time.monotonic() < deadline:
             rclpy.spin_once(listener_node, timeout_sec=0.1)
             if demo_done_at is None and demo.poll() is not None:
                 demo_done_at = time.monotonic()
@@ -127,6 +144,7 @@ def run(args) -> int:
         end = time.monotonic() + 1.5  # one more diagnostics message for the summary
         while time.monotonic() < end:
             rclpy.spin_once(listener_node, timeout_sec=0.1)
+        listener.flush()
         return _summary(listener, args.count, model_note)
     finally:
         for proc in (demo, node):

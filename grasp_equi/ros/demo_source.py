@@ -20,7 +20,7 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from grasp_equi.gripper import matrix_to_quaternion
@@ -28,6 +28,8 @@ from grasp_equi.ros.client import ScoreClient, now_stamp
 from grasp_equi.ros.interrupt import exits_quietly_on_interrupt, ignore_sigint
 
 INFO_TOPIC = "demo/objects"
+# latched: a listener that matches after the first object went out (discovery takes a moment) still gets it
+INFO_QOS = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @dataclass
@@ -112,7 +114,7 @@ class DemoSource(Node):
         reliability = ReliabilityPolicy.RELIABLE if p["reliable"] else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
         self.client = ScoreClient(self, qos)
-        self.info = self.create_publisher(String, INFO_TOPIC, QoSProfile(depth=50))
+        self.info = self.create_publisher(String, INFO_TOPIC, INFO_QOS)
 
     def run(self) -> int:
         p, log = self.p, self.get_logger()
