@@ -19,7 +19,7 @@ import sys
 SUBCOMMANDS = {
     # name: (module, one-line help)
     "run": ("grasp_equi.ros.run", "start the node and the bundled demo source; print one line per scored message"),
-    "score": ("grasp_equi.score_cmd", "score grasps from files (cloud .npy/.ply/.pcd, grasps .npy)"),
+    "score": ("grasp_equi.score_cmd", "score grasps from files (cloud .npy/.npz/.ply/.pcd, grasps .npy)"),
     "propose": ("grasp_equi.propose_cmd", "rank collision-free parallel-jaw gripper poses on a cloud or mesh file"),
     "generate": ("grasp_equi.data.generate", "generate a labelled dataset from procedural families or meshes"),
     "train": ("grasp_equi.train", "train a model on a generated dataset"),

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=device, default="auto")
     parser.add_argument("--seed", type=nonneg_int, default=0)
     parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    parser.add_argument("--force", action="store_true", help="replace --json / --png if they exist")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -40,6 +41,12 @@ def run(args) -> int:
         raise FileNotFoundError(f"--weights {args.weights}: no such file")
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
+    png = args.png or args.json.with_suffix(".png")
+    for option, path in (("--json", args.json), ("--png", png)):  # refused before any work
+        if path.is_dir():
+            raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
+        if path.exists() and not args.force:
+            raise FileExistsError(f"{option} {path} exists; pass --force to replace it")
     import torch
 
     from grasp_equi.evaluate import calibration_plot, evaluate
@@ -50,7 +57,6 @@ def run(args) -> int:
     scorer = GraspScorer.from_checkpoint(args.weights, device=args.device, threads=args.threads or DEFAULT_THREADS)
     out, res = evaluate(args.weights, args.data, args.split, args.families, args.rotate, args.max_clouds,
                         args.invariance_clouds, args.device, args.seed, not args.quiet, scorer=scorer)
-    png = args.png or args.json.with_suffix(".png")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json_text(out) + "\n")
     calibration_plot(res, png, f"{out['model']} on {out['split']} families ({out['clouds']} clouds"

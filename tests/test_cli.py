@@ -157,10 +157,13 @@ def _failures(f: Path) -> list[tuple[list[str], str]]:
         (["evaluate", "--weights", str(f / "nope.safetensors"), "--data", data, "--json", str(f / "m.json")],
          "nope.safetensors"),
         (["evaluate", "--data", str(f / "nowhere"), "--json", str(f / "m.json")], "--data"),
+        (["evaluate", "--data", data, "--json", str(f / "cloud.txt")], "pass --force"),  # an earlier report stays
+        (["evaluate", "--data", data, "--json", str(f / "new.json"), "--png", str(f / "cloud.txt")], "--png"),
         (["bench", "--k", "1"], "--k"), (["bench", "--precision", "fp8"], "--precision"),
         (["validate-physics", "--families", "teapot"], "--families"),
         (["validate-physics", "--meshes", str(f / "nowhere")], "--meshes"),
         (["validate-physics", "--weights", str(f / "nope.safetensors")], "nope.safetensors"),
+        (["validate-physics", "--json", str(f / "cloud.txt")], "pass --force"),
         (["label-physics", "--data", str(f / "nowhere")], "--data"),
         (["fit-ensemble", "--weights", str(f / "nope.safetensors"), "--data", str(f), "--out", str(f / "o")],
          "nope.safetensors"),
@@ -179,6 +182,7 @@ def test_failures_are_one_line_naming_the_option_or_file(capsys, files):
     assert not (files / "r2").exists() and not (files / "r3").exists()  # refused before anything was made
     assert (files / "old_run" / "best.safetensors").read_bytes() == b"earlier run"
     assert (files / "published" / "grasp_equi.safetensors").read_bytes() == b"shipped"
+    assert (files / "cloud.txt").read_text() == "1 2 3\n" and not (files / "new.json").exists()
 
 
 def test_unexpected_errors_are_one_line_too_unless_debugging(capsys, files, monkeypatch):

@@ -130,8 +130,12 @@ def test_evaluate_scores_force_closure_against_its_label_and_held_against_the_tr
     assert set(result["held"]["by_k"]) <= {"2", "3"} and result["overall"]["num_grasps"] > 0
     unlabelled = tmp_path / "unlabelled"  # the same data without trials: said so (once an empty line)
     shutil.copytree(data, unlabelled, ignore=shutil.ignore_patterns("physics"))
+    before = report.read_bytes()  # an earlier report is kept unless --force
     assert main(["evaluate", "--weights", str(out), "--data", str(unlabelled), "--split", "all", "--json",
-                 str(report), "--invariance-clouds", "0", "--quiet"]) == 0
+                 str(report), "--invariance-clouds", "0", "--quiet"]) == 1
+    assert "exists; pass --force" in capsys.readouterr().err and report.read_bytes() == before
+    assert main(["evaluate", "--weights", str(out), "--data", str(unlabelled), "--split", "all", "--json",
+                 str(report), "--invariance-clouds", "0", "--quiet", "--force"]) == 0
     assert "P(held) vs physics trials: none here (no grasp of this data has trials" in capsys.readouterr().out
     assert json.loads(report.read_text())["held"]["overall"]["grasps"] == 0
 

@@ -58,6 +58,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--label-samples", type=positive_int, default=24)
     parser.add_argument("--label-threshold", type=unit_fraction, default=STABLE_THRESHOLD,
                         help="P(force closure) at or above which a label counts as stable")
+    parser.add_argument("--force", action="store_true", help="replace --json / --plot if they exist")
     parser.add_argument("--calibrate", action="store_true",
                         help="grid-search label parameters against the outcomes (TRAINING families only)")
 
@@ -83,6 +84,9 @@ def run(args) -> int:
     _check(args)
     if args.plot is None and args.json is not None:
         args.plot = args.json.with_suffix(".png")
+    for option, path in (("--json", args.json), ("--plot", args.plot)):  # refused before any trial runs
+        if path is not None and path.exists() and not args.force:
+            raise FileExistsError(f"{option} {path} exists; pass --force to replace it")
     from grasp_equi.physics.validate import run as run_trials
 
     return run_trials(args)
