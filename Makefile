@@ -10,7 +10,7 @@ APT_PACKAGES := libusb-1.0-0 xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-me
 	libfontconfig1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 fonts-dejavu-core
 
-.PHONY: setup system-deps venv test run gui bench train soak latency fuzz clean
+.PHONY: setup system-deps venv test run gui bench train labels soak latency fuzz clean
 
 setup: system-deps venv
 
@@ -55,6 +55,15 @@ train: setup
 	$(VENV)/bin/grasp-equi train --data data/default --out runs/default --steps 100000 --max-minutes 80 \
 		--eval-every 100 --patience 12 --batch 16 --threads 1 --val-clouds 150 --lr 3e-3 --warmup 50 \
 		--publish grasp_equi/weights $(TRAIN_FLAGS)
+
+# P(held) labels of the default dataset: the shipped ones (labels/default, fingerprinted per shard)
+# are copied in where data/default has none, then label-physics labels the rest (resumable; hours).
+LABEL_FLAGS ?=
+labels: setup
+	$(VENV)/bin/grasp-equi generate --out data/default --workers 2 --resume
+	@mkdir -p data/default/physics; for f in labels/default/physics/shard_[0-9][0-9][0-9][0-9][0-9].npz; do \
+		[ -e "$$f" ] && [ ! -e "data/default/physics/$${f##*/}" ] && cp "$$f" data/default/physics/; done; true
+	$(VENV)/bin/grasp-equi label-physics --data data/default --trials 4 --workers 2 $(LABEL_FLAGS)
 
 soak: setup
 	$(PY) scripts/soak.py

@@ -66,3 +66,28 @@ def test_same_labels_with_two_workers_and_other_settings_need_force(dataset, tmp
     assert main(["label-physics", "--data", str(copy), "--trials", "2", "--quiet"]) == 1
     assert "labelled with other settings" in capsys.readouterr().err
     assert main(["label-physics", "--data", str(tmp_path / "none")]) == 1
+
+
+def test_shipped_default_labels_are_current_label_files():
+    """labels/default/physics (what `make labels` copies into data/default) holds label files of the
+    current labeller with the Makefile's settings: one rate per grasp, held <= executed <= trials, the
+    shard fingerprint that keeps them off a regenerated shard. A labeller change that makes them stale
+    fails here, so they are relabelled rather than silently ignored."""
+    import json
+    from pathlib import Path
+
+    from grasp_equi.physics.label import LabelSettings
+
+    folder = Path(__file__).resolve().parents[1] / "labels" / "default" / "physics"
+    files = sorted(folder.glob("shard_[0-9][0-9][0-9][0-9][0-9].npz"))
+    assert files, f"no shipped label files in {folder}"
+    for path in files:
+        with np.load(path, allow_pickle=False) as f:
+            assert json.loads(str(f["meta"])) == json.loads(json.dumps(LabelSettings(trials=4).key())), path.name
+            assert len(str(f["shard_sha"])) == 40, path.name
+            p_held, executed, held = f["p_held"], f["executed"], f["held"]
+        assert p_held.ndim == 1 and p_held.shape == executed.shape == held.shape and len(p_held) > 0
+        assert ((held >= 0) & (held <= executed) & (executed <= 4)).all(), path.name
+        ran = executed > 0
+        np.testing.assert_allclose(p_held[ran], held[ran] / executed[ran], rtol=1e-6)
+        assert np.isnan(p_held[~ran]).all() and ran.mean() > 0.5, path.name
