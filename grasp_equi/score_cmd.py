@@ -16,6 +16,7 @@ import numpy as np
 
 from grasp_equi import limits as L
 from grasp_equi.cli_types import device, positive_float, positive_int
+from grasp_equi.data.units import UNITS
 from grasp_equi.files import FileFormatError, load_npy, load_npz
 from grasp_equi.limits import Limits
 from grasp_equi.propose_cmd import add_gripper_arguments
@@ -119,6 +120,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--grasps", help=".npy array of contacts, shape (G, K, 3), metres")
     which.add_argument("--poses", help=".npy parallel-jaw gripper poses, (G, 7) x y z qx qy qz qw or (G, 4, 4); "
                        "the jaws are closed onto the cloud (see `grasp-equi propose --help` for the gripper)")
+    p.add_argument("--units", default="m", choices=tuple(UNITS),
+                   help="units of the cloud, the contacts and the poses' positions (default m); the gripper "
+                        "options stay in metres")
     p.add_argument("--weights", default=None, help="checkpoint (.safetensors); default: shipped weights")
     p.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda[:i]")
     p.add_argument("--output", choices=("held", "force_closure"), default=None,
@@ -160,12 +164,14 @@ def limits_from_args(args) -> Limits:
 
 def run(args) -> int:
     limits = limits_from_args(args)
+    scale = UNITS[args.units]  # metres per file unit
     points, normals = load_cloud(args.cloud, limits)
+    points = points * scale
     if args.poses is not None:
         from grasp_equi.propose_cmd import score_pose_file
 
-        return score_pose_file(args, points, normals, load_poses(args.poses, limits), limits)
-    contacts = load_grasps(args.grasps, limits)  # refused here, before torch is even imported
+        return score_pose_file(args, points, normals, _poses_in_metres(load_poses(args.poses, limits), scale), limits)
+    contacts = load_grasps(args.grasps, limits) * scale  # refused here, before torch is even imported
     from grasp_equi import GraspScorer
 
     scorer = GraspScorer.from_checkpoint(args.weights, device=args.device, limits=limits)
@@ -179,3 +185,13 @@ def run(args) -> int:
         for i, (s, why) in enumerate(zip(scores, reasons)):
             print(f"{i}\t{s:.4f}" + (f"\t{why}" if why else ""))
     return 0
+
+
+def _poses_in_metres(poses: np.ndarray, scale: float) -> np.ndarray:
+    """Poses ``(G, 7)`` or ``(G, 4, 4)`` with their positions multiplied by ``scale`` (rotations unchanged)."""
+    poses = np.array(poses, dtype=np.float64)
+    if poses.ndim == 2:
+        poses[:, :3] *= scale
+    else:
+        poses[:, :3, 3] *= scale
+    return poses

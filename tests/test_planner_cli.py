@@ -42,6 +42,17 @@ def test_cli_propose_writes_npz_and_never_overwrites(tmp_path):
     lines = scored.stdout.strip().splitlines()
     assert len(lines) == 3 and all(line.endswith("scored") for line in lines)
     np.testing.assert_allclose([float(line.split("\t")[1]) for line in lines], data["scores"], atol=2e-4)
+    in_mm = tmp_path / "mm"
+    in_mm.mkdir()
+    np.save(in_mm / "box.npy", _box_cloud(2000) * 1000.0)
+    poses_mm = data["poses"].copy()
+    poses_mm[:, :3] *= 1000.0
+    np.save(in_mm / "poses.npy", poses_mm)
+    scored_mm = _cli("score", "--cloud", str(in_mm / "box.npy"), "--poses", str(in_mm / "poses.npy"), "--units", "mm",
+                     "--device", "cpu", cwd=tmp_path)
+    assert scored_mm.returncode == 0, scored_mm.stderr
+    np.testing.assert_allclose([float(line.split("\t")[1]) for line in scored_mm.stdout.strip().splitlines()],
+                               data["scores"], atol=2e-4)
 
 
 def test_cli_score_answers_by_name_with_reasons_and_propose_reads_a_cloud_in_mm(tmp_path):
@@ -73,6 +84,14 @@ def test_cli_score_answers_by_name_with_reasons_and_propose_reads_a_cloud_in_mm(
     ranked = _cli("propose", "--cloud", str(mm), "--units", "mm", "--top", "2", "--seeds", "32", "--device", "cpu",
                   cwd=tmp_path)
     assert ranked.returncode == 0, ranked.stderr
+    np.save(tmp_path / "grasps_mm.npy", np.concatenate([pairs, inside]) * 1000.0)
+    in_mm = _cli("score", "--cloud", str(mm), "--grasps", str(tmp_path / "grasps_mm.npy"), "--units", "mm", "--json",
+                 "--output", output, "--device", "cpu", cwd=tmp_path)  # the same scores as the same arrays in metres
+    assert in_mm.returncode == 0, in_mm.stderr
+    np.testing.assert_allclose(json.loads(in_mm.stdout)[:4], expected[:4], atol=2e-5)
+    unscaled = _cli("score", "--cloud", str(mm), "--grasps", str(tmp_path / "grasps_mm.npy"), "--device", "cpu",
+                    cwd=tmp_path)
+    assert unscaled.returncode == 1 and "units" in unscaled.stderr
 
 
 def test_cli_propose_refuses_a_folder_as_out_before_any_work(tmp_path):
