@@ -166,6 +166,19 @@ def calibration_plot(res: dict[str, np.ndarray], path: Path, title: str) -> None
     plt.close(fig)
 
 
+def _no_clouds(data: Path, split: str, families) -> ValueError:
+    """The error for a selection with no clouds: what was asked, and which families the dataset has."""
+    from grasp_equi.data.shards import load_manifest
+
+    where = f"families {families}" if families else f"split {split!r}"
+    try:
+        present = sorted(load_manifest(data).get("per_family", {}))
+    except (ValueError, OSError):  # no readable manifest: say what was asked only
+        present = []
+    return ValueError(f"{data}: no clouds in {where}; its families: {', '.join(present) or 'none'} "
+                      f"(choose with --families, or --split all)")
+
+
 def evaluate(weights: Path, data: Path, split: str = "test", families=None, rotate: bool = False,
              max_clouds: int | None = None, invariance_clouds: int = 20, device: str = "auto", seed: int = 0,
              progress: bool = True, scorer: GraspScorer | None = None) -> tuple[dict, dict]:
@@ -173,7 +186,7 @@ def evaluate(weights: Path, data: Path, split: str = "test", families=None, rota
     scorer = scorer or GraspScorer.from_checkpoint(weights, device=device)
     samples = load_split(data, split, families)
     if not samples:
-        raise ValueError(f"{data}: no clouds in split {split!r}" + (f" / families {families}" if families else ""))
+        raise _no_clouds(data, split, families)
     if max_clouds and len(samples) > max_clouds:
         rng = np.random.default_rng([seed, 3])
         samples = [samples[i] for i in sorted(rng.permutation(len(samples))[:max_clouds])]

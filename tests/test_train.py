@@ -246,6 +246,10 @@ def test_cli_train_publish_and_evaluate(tiny_dataset, tmp_path, capsys):
     png = out_json.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "AUC" in capsys.readouterr().out
+    assert main(["evaluate", "--weights", str(weights / "grasp_equi.safetensors"), "--data", str(tiny_dataset),
+                 "--families", "torus", "--json", str(tmp_path / "none.json"), "--quiet"]) == 1
+    err = capsys.readouterr().err  # a family the data has not: one line that lists those it has
+    assert "no clouds in families ['torus']; its families: box, capsule, mug, sphere" in err and len(err.splitlines()) == 1
 
 
 def test_cli_train_init_fine_tunes_given_weights(tiny_dataset, tmp_path, capsys):
