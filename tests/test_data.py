@@ -115,6 +115,14 @@ def test_generate_writes_shards_and_manifest_that_load_back(tmp_path, capsys):
     assert _generate(out, "--families", "box", "--objects", "1", "--seed", "5", "--force") == 0
     assert sorted(p.name for p in out.glob("shard_*.npz")) == ["shard_00000.npz"]
     assert load_manifest(out)["seed"] == 5
+    # only partial views: the candidates with a contact none of them shows are not stored, and the line says so
+    capsys.readouterr()
+    views = tmp_path / "partial"
+    assert _generate(views, "--families", "box", "--objects", "2", "--views", "1", "--partial-fraction", "1") == 0
+    totals = load_manifest(views)["totals"]
+    unused = totals["labelled_candidates"] - totals["grasps"]
+    assert unused > 0 and f"({unused} of {totals['labelled_candidates']} candidates had a contact no view showed)" \
+        in capsys.readouterr().out
 
 
 def _assert_same_shard(path_a, path_b):

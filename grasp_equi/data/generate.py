@@ -238,7 +238,9 @@ def _generate(args, out: Path) -> int:
         first = manifest["skipped"][0] if manifest["skipped"] else {"path": "?", "reason": "?"}
         raise ValueError(f"every object was skipped ({len(manifest['skipped'])}), e.g. {first['path']}: "
                          f"{first['reason']}" + (" (check --units)" if args.meshes else ""))
-    print(f"done in {wall:.0f} s: {totals['grasps']} grasps on {totals['clouds']} clouds of {totals['objects']} "
+    unused = totals["labelled_candidates"] - totals["grasps"]  # a partial view keeps only grasps it shows
+    kept = f" ({unused} of {totals['labelled_candidates']} candidates had a contact no view showed)" if unused > 0 else ""
+    print(f"done in {wall:.0f} s: {totals['grasps']} grasps{kept} on {totals['clouds']} clouds of {totals['objects']} "
           f"objects, {100 * totals['positive_rate']:.1f} % stable, {manifest['throughput']['grasps_per_min_per_core']:.0f} "
           f"labelled grasps/min/core, {len(manifest['skipped'])} meshes skipped -> {out / 'manifest.json'}")
     return 0
