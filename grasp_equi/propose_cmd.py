@@ -112,7 +112,7 @@ def load_points(path: str, mesh_points: int, units: str, seed: int):
     from grasp_equi.data.clouds import complete_cloud
     from grasp_equi.data.objects import load_mesh_object
 
-    obj = load_mesh_object(path, units=units)
+    obj = load_mesh_object(path, units=units, centre=False)  # poses in the file's frame, like a cloud's
     points, _ = complete_cloud(obj, mesh_points, np.random.default_rng(seed))
     return points, None  # the mesh's face normals are not what a camera gives: estimate them
 

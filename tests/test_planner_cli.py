@@ -140,3 +140,26 @@ def test_a_ply_mesh_is_sampled_as_a_mesh_by_propose_and_refused_by_score(tmp_pat
     cloud = _cli("score", "--cloud", str(tmp_path / "points.ply"), "--grasps", str(tmp_path / "grasps.npy"),
                  "--device", "cpu", cwd=tmp_path)
     assert cloud.returncode == 0, cloud.stderr
+
+
+def test_propose_on_a_mesh_answers_in_the_files_frame(tmp_path):
+    """A mesh far from its file's origin: the poses are where the object is in that frame (they were
+    relative to the mesh's centre), the same as for the mesh at the origin moved by the same offset."""
+    import trimesh
+
+    offset = np.array([0.4, -0.3, 1.2])
+    box = trimesh.creation.box(extents=(0.05, 0.03, 0.08))
+    box.export(tmp_path / "box.stl")
+    box.copy().apply_translation(offset).export(tmp_path / "moved.stl")
+
+    def top(name):
+        out = tmp_path / f"{name}.npz"
+        done = _cli("propose", "--cloud", str(tmp_path / f"{name}.stl"), "--top", "3", "--seeds", "64", "--out",
+                    str(out), "--device", "cpu", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return np.load(out)
+
+    at_origin, moved = top("box"), top("moved")
+    np.testing.assert_allclose(moved["scores"], at_origin["scores"], atol=1e-4)
+    np.testing.assert_allclose(moved["poses"][:, :3], at_origin["poses"][:, :3] + offset, atol=1e-4)
+    np.testing.assert_allclose(moved["contacts"], at_origin["contacts"] + offset, atol=1e-4)

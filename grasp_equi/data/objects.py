@@ -259,13 +259,15 @@ def make_object(family: str, rng: np.random.Generator, name: str | None = None) 
     return _finish(mesh, family, name or family, density)
 
 
-def load_mesh_object(path, units: str = "m", require_watertight: bool = False) -> ObjectInfo:
+def load_mesh_object(path, units: str = "m", require_watertight: bool = False, centre: bool = True) -> ObjectInfo:
     """Load a user's mesh (OBJ/STL/PLY/GLB/...) in ``units``; ``ValueError`` says why a mesh is unusable.
 
     Rejected: unreadable files, no faces, NaN/inf vertices, zero extent or zero volume, sizes
     outside 5 mm-1 m radius after unit conversion (wrong ``units``), and, with
-    ``require_watertight``, meshes with holes. Open meshes are otherwise kept and centred on
-    their surface centroid (no centre of mass without a volume).
+    ``require_watertight``, meshes with holes. Open meshes are otherwise kept. With ``centre``
+    the mesh is moved to its centre of mass (surface centroid when it has no volume), like the
+    procedural objects; without it, it stays in the file's frame (``info.center`` says where the
+    centre is), which is what a caller wants whose answers are poses in that frame.
     """
     path = Path(path)
     if units not in UNITS:
@@ -303,6 +305,7 @@ def load_mesh_object(path, units: str = "m", require_watertight: bool = False) -
     if not MIN_RADIUS <= info.radius <= MAX_RADIUS:
         raise ValueError(f"{path.name}: radius {info.radius:.4g} m is outside [{MIN_RADIUS}, {MAX_RADIUS}] m; "
                          f"check --units (got {units!r})")
-    info.mesh.apply_translation(-info.center)  # centred like the procedural objects
-    info.center = np.zeros(3)
+    if centre:
+        info.mesh.apply_translation(-info.center)  # centred like the procedural objects
+        info.center = np.zeros(3)
     return info
