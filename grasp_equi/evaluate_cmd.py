@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from grasp_equi.cli_types import device, nonneg_int, positive_int
-from grasp_equi.fileio import json_text
+from grasp_equi.fileio import check_outputs, json_text
 from grasp_equi.paths import SHIPPED_WEIGHTS
 
 
@@ -42,11 +42,7 @@ def run(args) -> int:
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     png = args.png or args.json.with_suffix(".png")
-    for option, path in (("--json", args.json), ("--png", png)):  # refused before any work
-        if path.is_dir():
-            raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
-        if path.exists() and not args.force:
-            raise FileExistsError(f"{option} {path} exists; pass --force to replace it")
+    check_outputs({"--json": args.json, "--png": png}, args.force, plots=("--png",))  # before any work
     import torch
 
     from grasp_equi.evaluate import calibration_plot, evaluate

@@ -63,3 +63,32 @@ def json_safe(value):
 def json_text(value, indent: int | None = 2) -> str:
     """Strict JSON for a report (``json_safe``), never ``NaN``: missing figures read as ``null``."""
     return json.dumps(json_safe(value), indent=indent, allow_nan=False)
+
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_outputs(outputs: dict, force: bool, plots: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, output files that would fail late or lose something: ``outputs`` maps an
+    option name to its path (or None). Raises ``ValueError`` (two options naming one file, a plot option in
+    ``plots`` whose suffix matplotlib would not write as an image), ``IsADirectoryError``/``NotADirectoryError``
+    (a folder as the file, a file as a folder above it) and ``FileExistsError`` (an existing file without
+    ``force``)."""
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        path = Path(path)
+        key = path.resolve()
+        if key in seen:
+            raise ValueError(f"{option} {path} is the same file as {seen[key]}; give each its own")
+        seen[key] = option
+        if option in plots and path.suffix.lower() not in PLOT_SUFFIXES:
+            raise ValueError(f"{option} {path}: a plot is written as {'/'.join(PLOT_SUFFIXES)}; got {path.suffix!r}")
+        if path.is_dir():
+            raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise NotADirectoryError(f"{option} {path}: {parent} is a file, not a folder")
+        if path.exists() and not force:
+            raise FileExistsError(f"{option} {path} exists; pass --force to replace it")

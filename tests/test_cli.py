@@ -159,11 +159,16 @@ def _failures(f: Path) -> list[tuple[list[str], str]]:
         (["evaluate", "--data", str(f / "nowhere"), "--json", str(f / "m.json")], "--data"),
         (["evaluate", "--data", data, "--json", str(f / "cloud.txt")], "pass --force"),  # an earlier report stays
         (["evaluate", "--data", data, "--json", str(f / "new.json"), "--png", str(f / "cloud.txt")], "--png"),
+        (["evaluate", "--data", data, "--json", str(f / "report.png")], "same file"),  # the plot would replace it
+        (["evaluate", "--data", data, "--json", str(f / "new.json"), "--png", str(f / "plot.json")], "plot.json"),
+        (["evaluate", "--data", data, "--json", str(f / "cloud.txt" / "new.json")], "is a file, not a folder"),
         (["bench", "--k", "1"], "--k"), (["bench", "--precision", "fp8"], "--precision"),
         (["validate-physics", "--families", "teapot"], "--families"),
         (["validate-physics", "--meshes", str(f / "nowhere")], "--meshes"),
         (["validate-physics", "--weights", str(f / "nope.safetensors")], "nope.safetensors"),
         (["validate-physics", "--json", str(f / "cloud.txt")], "pass --force"),
+        (["validate-physics", "--json", str(f / "s.json"), "--plot", str(f / "s.json")], "same file"),
+        (["validate-physics", "--json", str(f / "data"), "--force"], "is a folder"),
         (["label-physics", "--data", str(f / "nowhere")], "--data"),
         (["fit-ensemble", "--weights", str(f / "nope.safetensors"), "--data", str(f), "--out", str(f / "o")],
          "nope.safetensors"),
@@ -182,7 +187,8 @@ def test_failures_are_one_line_naming_the_option_or_file(capsys, files):
     assert not (files / "r2").exists() and not (files / "r3").exists()  # refused before anything was made
     assert (files / "old_run" / "best.safetensors").read_bytes() == b"earlier run"
     assert (files / "published" / "grasp_equi.safetensors").read_bytes() == b"shipped"
-    assert (files / "cloud.txt").read_text() == "1 2 3\n" and not (files / "new.json").exists()
+    assert (files / "cloud.txt").read_text() == "1 2 3\n"
+    assert not any((files / name).exists() for name in ("new.json", "report.png", "plot.json", "s.json"))
 
 
 def test_unexpected_errors_are_one_line_too_unless_debugging(capsys, files, monkeypatch):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from grasp_equi.cli_types import device, nonneg_float, nonneg_int, positive_float, positive_int, unit_fraction
 from grasp_equi.data.units import UNITS
+from grasp_equi.fileio import check_outputs
 from grasp_equi.physics.agreement import STABLE_THRESHOLD
 from grasp_equi.physics.jaw import MAX_FINGERS, JawSpec
 
@@ -84,9 +85,7 @@ def run(args) -> int:
     _check(args)
     if args.plot is None and args.json is not None:
         args.plot = args.json.with_suffix(".png")
-    for option, path in (("--json", args.json), ("--plot", args.plot)):  # refused before any trial runs
-        if path is not None and path.exists() and not args.force:
-            raise FileExistsError(f"{option} {path} exists; pass --force to replace it")
+    check_outputs({"--json": args.json, "--plot": args.plot}, args.force, plots=("--plot",))  # before any trial
     from grasp_equi.physics.validate import run as run_trials
 
     return run_trials(args)
