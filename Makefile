@@ -56,14 +56,13 @@ train: setup
 		--eval-every 100 --patience 12 --batch 16 --threads 1 --val-clouds 150 --lr 3e-3 --warmup 50 \
 		--publish grasp_equi/weights $(TRAIN_FLAGS)
 
-# P(held) labels of the default dataset: the shipped ones (labels/default, fingerprinted per shard)
-# are copied in where data/default has none, then label-physics labels the rest (resumable; hours).
+# P(held) labels of the default dataset: label-physics first copies in the shipped ones (labels/default,
+# used only where they fit data/default's shards), then labels the rest (resumable; stop and rerun at will).
 LABEL_FLAGS ?=
 labels: setup
 	$(VENV)/bin/grasp-equi generate --out data/default --workers 2 --resume
-	@mkdir -p data/default/physics; for f in labels/default/physics/shard_[0-9][0-9][0-9][0-9][0-9].npz; do \
-		[ -e "$$f" ] && [ ! -e "data/default/physics/$${f##*/}" ] && cp "$$f" data/default/physics/; done; true
-	$(VENV)/bin/grasp-equi label-physics --data data/default --trials 4 --workers 2 $(LABEL_FLAGS)
+	$(VENV)/bin/grasp-equi label-physics --data data/default --trials 4 --workers 2 \
+		--reuse labels/default/physics $(LABEL_FLAGS)
 
 soak: setup
 	$(PY) scripts/soak.py

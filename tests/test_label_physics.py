@@ -68,6 +68,41 @@ def test_same_labels_with_two_workers_and_other_settings_need_force(dataset, tmp
     assert main(["label-physics", "--data", str(tmp_path / "none")]) == 1
 
 
+def test_reuse_copies_only_fitting_label_files_and_a_truncated_file_is_redone(dataset, tmp_path, capsys):
+    """``--reuse DIR`` (what ``make labels`` does with the shipped files): a fitting file is copied and kept,
+    a file made for another version of its shard or with other settings is not copied (that shard is
+    labelled here), a file already in the dataset is never replaced; a truncated label file (a copy cut
+    short) is labelled again without --force instead of stopping the run."""
+    if not _labels(dataset):
+        assert main(["label-physics", "--data", str(dataset), "--trials", "1", "--quiet"]) == 0
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (first, second) = sorted(_labels(dataset))
+    shutil.copy(dataset / "physics" / first, shipped / first)
+    shutil.copy(dataset / "physics" / first, shipped / second)  # made for another shard: its fingerprint differs
+    (shipped / "shard_00000.99.tmp.npz").write_bytes(b"a writer's temporary file")
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy, ignore=shutil.ignore_patterns("physics"))
+    capsys.readouterr()
+    assert main(["label-physics", "--data", str(copy), "--trials", "1", "--reuse", str(shipped), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "1 label file(s) copied, 1 not for these shards or settings" in out and "1 shard(s) labelled now, 1 kept" in out
+    assert (copy / "physics" / first).read_bytes() == (shipped / first).read_bytes()
+    np.testing.assert_array_equal(_labels(copy)[second]["held"], _labels(dataset)[second]["held"])
+    assert not (copy / "physics" / "shard_00000.99.tmp.npz").exists()
+    # run again: the file that fits is there already, the other still does not fit; nothing is replaced
+    before = {name: (copy / "physics" / name).read_bytes() for name in (first, second)}
+    assert main(["label-physics", "--data", str(copy), "--trials", "1", "--reuse", str(shipped), "--quiet"]) == 0
+    assert "0 label file(s) copied" in capsys.readouterr().out
+    assert before == {name: (copy / "physics" / name).read_bytes() for name in (first, second)}
+    # a truncated file is redone, no --force needed
+    (copy / "physics" / first).write_bytes(before[first][:500])
+    assert main(["label-physics", "--data", str(copy), "--trials", "1", "--quiet"]) == 0
+    assert "1 shard(s) labelled now, 1 kept" in capsys.readouterr().out
+    assert (copy / "physics" / first).read_bytes() != before[first][:500]
+    assert main(["label-physics", "--data", str(copy), "--reuse", str(tmp_path / "nowhere")]) == 1
+
+
 def test_shipped_default_labels_are_current_label_files():
     """labels/default/physics (what `make labels` copies into data/default) holds label files of the
     current labeller with the Makefile's settings: one rate per grasp, held <= executed <= trials, the

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_equi.data.shards import PHYSICS_DIR, grasp_fingerprint, read_physics_labels
+from grasp_equi.data.shards import PHYSICS_DIR, SHARD_NAME, grasp_fingerprint, read_physics_labels
 from grasp_equi.fileio import json_text
 
 from .jaw import MAX_FINGERS
@@ -147,28 +147,62 @@ def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettin
             "cpu_s": time.process_time() - start_cpu, "wall_s": time.perf_counter() - start}
 
 
-def _done(out: Path, settings: LabelSettings) -> bool:
-    """``out`` exists and was written with the same settings for this version of its shard (so it can be
-    kept; files from before the shard fingerprint was recorded are matched by settings alone)."""
+def _done(out: Path, settings: LabelSettings, shard: Path | None = None) -> bool:
+    """``out`` exists and was written with the same settings for this version of its shard (default: the
+    shard of that name beside its ``physics`` folder), so it can be kept; files from before the shard
+    fingerprint was recorded are matched by settings alone. An unreadable file is not done."""
     from grasp_equi.data.shards import read_shard
 
+    shard = shard if shard is not None else out.parent.parent / out.name
     try:
-        with np.load(out) as f:
+        with np.load(out, allow_pickle=False) as f:
             if json.loads(str(f["meta"])) != json.loads(json.dumps(settings.key())):
                 return False
             made_for = str(f["shard_sha"]) if "shard_sha" in f.files else None
-        shard = out.parent.parent / out.name
         return made_for is None or not shard.is_file() or made_for == grasp_fingerprint(read_shard(shard))
-    except (OSError, ValueError, KeyError):
+    except Exception:  # truncated or foreign (BadZipFile, EOFError, ...): label the shard again
+        return False
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return "meta" in f.files and "p_held" in f.files
+    except Exception:
         return False
 
 
 def stale_shards(data: Path, settings: LabelSettings) -> list[str]:
-    """Names of shards already labelled with other settings (``--force`` replaces them)."""
+    """Names of shards labelled with other settings or for another version of the shard (``--force``
+    replaces them); an unreadable label file holds nothing to lose and is simply redone."""
     out_dir = output_dir(data)
     if not out_dir.is_dir():
         return []
-    return sorted(p.name for p in out_dir.glob("shard_*.npz") if not _done(p, settings))
+    return sorted(p.name for p in out_dir.glob("shard_*.npz")
+                  if SHARD_NAME.fullmatch(p.name) and _readable(p) and not _done(p, settings))
+
+
+def reuse_labels(source: Path, data: Path, settings: LabelSettings) -> tuple[int, int]:
+    """Copy the label files of ``source`` (a ``physics`` folder, e.g. shipped with the repository) into
+    ``data``'s where that shard has none yet and the file fits it (same settings, the shard's grasp
+    fingerprint); never replaces a file. Returns ``(copied, not fitting)``. Each copy is atomic."""
+    import shutil
+
+    out_dir = output_dir(data)
+    out_dir.mkdir(exist_ok=True)
+    copied = unfit = 0
+    for src in sorted(p for p in Path(source).glob("shard_*.npz") if SHARD_NAME.fullmatch(p.name)):
+        target, shard = out_dir / src.name, Path(data) / src.name
+        if target.exists():
+            continue
+        if not shard.is_file() or not _done(src, settings, shard):
+            unfit += 1
+            continue
+        tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, target)
+        copied += 1
+    return copied, unfit
 
 
 def _job(args) -> dict:

@@ -22,15 +22,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-shards", type=positive_int, help="label only the first N shards")
     parser.add_argument("--force", action="store_true",
                         help="replace shards already labelled with other settings (default: refuse)")
+    parser.add_argument("--reuse", type=Path, metavar="DIR",
+                        help="first copy in the label files of DIR (e.g. labels/default/physics) that fit this "
+                             "dataset's shards and settings, where a shard has none; never replaces a file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    from grasp_equi.physics.label import LabelSettings, label_dataset, output_dir, stale_shards
+    from grasp_equi.physics.label import LabelSettings, label_dataset, output_dir, reuse_labels, stale_shards
 
     if not (args.data / "manifest.json").is_file():
         raise FileNotFoundError(f"--data {args.data}: no manifest.json (make one with `grasp-equi generate`)")
+    if args.reuse is not None and not args.reuse.is_dir():
+        raise FileNotFoundError(f"--reuse {args.reuse}: no such folder")
     settings = LabelSettings(trials=args.trials, seed=args.seed)
+    if args.reuse is not None:
+        copied, unfit = reuse_labels(args.reuse, args.data, settings)
+        print(f"--reuse {args.reuse}: {copied} label file(s) copied" + (
+            f", {unfit} not for these shards or settings (those shards are labelled here)" if unfit else ""))
     stale = stale_shards(args.data, settings)
     if stale and not args.force:
         raise ValueError(f"{output_dir(args.data)}: {len(stale)} shard(s) were labelled with other settings or for "
