@@ -185,5 +185,11 @@ def test_diverse_batch_spreads_the_picks_and_skips_copies_of_labelled_grasps():
     assert list(diverse_batch(scores, features, labelled, batch=2)) == [5, 0]
     with pytest.raises(ValueError, match="diverse_batch"):
         diverse_batch(scores, features, labelled, batch=0)
+    for bad in (float("nan"), float("inf")):  # a NaN would win every comparison: refused, not picked
+        broken = scores.clone()
+        broken[3] = bad
+        with pytest.raises(ValueError, match="finite"):
+            diverse_batch(broken, features, labelled, batch=2)
+    assert list(diverse_batch(scores.numpy(), features.float().numpy(), labelled.int(), batch=2)) == [5, 0]
     # nothing labelled yet: the first pick is the highest score
     assert diverse_batch(scores, features, labelled[:0], batch=1)[0] == 5

@@ -112,6 +112,10 @@ def test_reports_hold_missing_figures_as_null_not_nan():
               "grasps": np.int64(3), "ok": np.bool_(True)}
     assert _strict_json(json_text(report)) == {"auc": None, "ece": None, "per_k": {"2": [0.5, None]}, "grasps": 3,
                                                "ok": True}
+    from pathlib import Path  # numpy keys (a K as np.int64), numpy strings, 0-d arrays and paths too
+
+    odd = {np.int64(3): np.float16(1.5), "name": np.str_("mug"), "size": np.array(2.0), "file": Path("/a/b.json")}
+    assert _strict_json(json_text(odd)) == {"3": 1.5, "name": "mug", "size": 2.0, "file": "/a/b.json"}
 
 
 def test_evaluate_scores_force_closure_against_its_label_and_held_against_the_trials(fitted, tmp_path, capsys):

@@ -153,17 +153,21 @@ def diverse_batch(scores: torch.Tensor, features: torch.Tensor, labelled: torch.
     batch: a weighted form of k-centre greedy selection (Sener & Savarese 2018, "Active learning for
     convolutional neural networks: a core-set approach"). Deterministic: ties go to the lower index.
     The features are invariant, so a rigidly moved copy of a labelled grasp sits at distance ~0 and
-    is never picked before a new grasp. ``ValueError`` for mismatched shapes or ``batch < 1``.
+    is never picked before a new grasp. ``ValueError`` for mismatched shapes, non-finite values or
+    ``batch < 1``. Arrays or tensors on any device; the work is done on the CPU in float64.
     """
+    scores, features, labelled = (torch.as_tensor(x).detach().cpu().double() for x in (scores, features, labelled))
     if features.ndim != 2 or labelled.ndim != 2 or labelled.shape[1] != features.shape[1] or \
             scores.shape != features.shape[:1] or batch < 1 or candidates < 1:
         raise ValueError(f"diverse_batch: scores [G], features [G, d], labelled [L, d], batch >= 1 and "
                          f"candidates >= 1 expected; got {tuple(scores.shape)}, {tuple(features.shape)}, "
                          f"{tuple(labelled.shape)}, {batch}, {candidates}")
+    if not (scores.isfinite().all() and features.isfinite().all() and labelled.isfinite().all()):
+        raise ValueError("diverse_batch: scores, features and labelled must be finite (a NaN would be picked first)")
     order = np.argsort(-scores.numpy(), kind="stable")[:candidates * batch]  # [m] candidate indices
-    pool, weight = features[order].double(), scores[order].double().clamp_min(0.0)  # [m, d], [m]
+    pool, weight = features[order], scores[order].clamp_min(0.0)  # [m, d], [m]
     if labelled.shape[0]:
-        nearest = torch.cdist(pool, labelled.double()).min(dim=1).values  # [m]
+        nearest = torch.cdist(pool, labelled).min(dim=1).values  # [m]
     else:
         nearest = torch.full((len(order),), float("inf"), dtype=torch.float64)
     picked: list[int] = []
