@@ -38,18 +38,30 @@ def _exists(path, what: str) -> Path:
     return path
 
 
+MAX_PLY_HEADER_BYTES = 1 << 20  # comments included; a longer header is not a cloud anyone meant to give
+
+
 def ply_face_count(path) -> int:
     """Faces a PLY file declares in its header (``element face N``; 0 for a point cloud). Reads the
-    header only (up to 64 kB); ``FileFormatError`` when there is no PLY header."""
+    header line by line up to ``end_header`` (at most 1 MiB); ``FileFormatError`` when there is none."""
     with open(path, "rb") as handle:
-        head = handle.read(65_536)
-    if not head.startswith(b"ply") or b"end_header" not in head:
-        raise FileFormatError(f"{path}: not a PLY file (no 'ply' ... 'end_header' header)")
-    for line in head.split(b"end_header", 1)[0].splitlines():
-        words = line.split()
-        if len(words) == 3 and words[0] == b"element" and words[1] == b"face" and words[2].isdigit():
-            return int(words[2])
-    return 0
+        if handle.readline(16).strip() != b"ply":
+            raise FileFormatError(f"{path}: not a PLY file (it does not start with 'ply')")
+        faces, read = 0, 0
+        while read < MAX_PLY_HEADER_BYTES:
+            line = handle.readline(MAX_PLY_HEADER_BYTES - read)
+            if not line:
+                break
+            read += len(line)
+            words = line.split()
+            if words == [b"end_header"]:
+                return faces
+            if len(words) == 3 and words[:2] == [b"element", b"face"]:
+                try:
+                    faces = int(words[2])
+                except ValueError:
+                    raise FileFormatError(f"{path}: PLY face count {words[2][:20]!r} is not a number") from None
+    raise FileFormatError(f"{path}: PLY header without 'end_header' in its first {MAX_PLY_HEADER_BYTES} bytes")
 
 
 def load_cloud(path, limits: Limits | None = None) -> tuple[np.ndarray, np.ndarray | None]:

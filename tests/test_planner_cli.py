@@ -163,3 +163,27 @@ def test_propose_on_a_mesh_answers_in_the_files_frame(tmp_path):
     np.testing.assert_allclose(moved["scores"], at_origin["scores"], atol=1e-4)
     np.testing.assert_allclose(moved["poses"][:, :3], at_origin["poses"][:, :3] + offset, atol=1e-4)
     np.testing.assert_allclose(moved["contacts"], at_origin["contacts"] + offset, atol=1e-4)
+
+
+def test_ply_face_count_reads_the_header_line_by_line(tmp_path):
+    """Regressions from a break-it pass: 'end_header' inside a comment, a signed count, CRLF, a header of
+    comments longer than 64 kB; a header that never ends or a count that is no number is one clear error."""
+    import pytest
+
+    from grasp_equi.files import FileFormatError
+    from grasp_equi.score_cmd import ply_face_count
+
+    def count(text: bytes):
+        path = tmp_path / "x.ply"
+        path.write_bytes(text)
+        return ply_face_count(path)
+
+    assert count(b"ply\nformat ascii 1.0\ncomment end_header\nelement vertex 3\nelement face +12\nend_header\n") == 12
+    assert count(b"ply\r\nformat ascii 1.0\r\n" + b"comment " + b"x" * 70 + b"\r\n" * 1 + b"comment c\n" * 9000
+                 + b"element vertex 3\r\nproperty float x\r\nend_header\r\n") == 0
+    with pytest.raises(FileFormatError, match="without 'end_header'"):
+        count(b"ply\nformat ascii 1.0\nelement face 3\n")
+    with pytest.raises(FileFormatError, match="not a number"):
+        count(b"ply\nelement face many\nend_header\n")
+    with pytest.raises(FileFormatError, match="does not start with 'ply'"):
+        count(b"")
