@@ -190,7 +190,8 @@ def run(args) -> int:
     try:
         scores, reasons = scorer.score(points, contacts, normals, return_reasons=True, output=args.output)
     except ValueError as err:
-        raise ValueError(f"--cloud {args.cloud} with --grasps {args.grasps}: {err}") from None
+        hint = " Or give the file's units: --units mm|cm|in." if "are the units metres" in str(err) else ""
+        raise ValueError(f"--cloud {args.cloud} with --grasps {args.grasps}: {err}{hint}") from None
     if args.json:
         print(json.dumps([round(float(s), 6) if np.isfinite(s) else None for s in scores]))
     else:

@@ -91,7 +91,7 @@ def test_cli_score_answers_by_name_with_reasons_and_propose_reads_a_cloud_in_mm(
     np.testing.assert_allclose(json.loads(in_mm.stdout)[:4], expected[:4], atol=2e-5)
     unscaled = _cli("score", "--cloud", str(mm), "--grasps", str(tmp_path / "grasps_mm.npy"), "--device", "cpu",
                     cwd=tmp_path)
-    assert unscaled.returncode == 1 and "units" in unscaled.stderr
+    assert unscaled.returncode == 1 and "--units mm" in unscaled.stderr and len(unscaled.stderr.splitlines()) == 1
 
 
 def test_cli_propose_refuses_a_folder_as_out_before_any_work(tmp_path):
