@@ -45,8 +45,8 @@ def save_tensors(tensors: dict, path, metadata: dict | None = None) -> Path:
 def json_safe(value):
     """A copy of ``value`` that strict JSON can hold: numpy scalars and arrays become Python numbers and lists,
     NaN and ±inf become ``None`` (``null``; ``json.dumps`` would write ``NaN``, which JSON readers refuse)."""
-    if isinstance(value, dict):  # JSON keys are text: numbers and numpy scalars as JSON would spell them
-        return {k if isinstance(k, str) else json.dumps(json_safe(k)).strip('"'): json_safe(v) for k, v in value.items()}
+    if isinstance(value, dict):  # keys as Python values: json.dumps spells them (3 -> "3", None -> "null")
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):

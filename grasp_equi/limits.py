@@ -26,6 +26,10 @@ MAX_OBJECT_RADIUS = 1.0  # m
 MIN_THICKNESS_RATIO = 1e-3
 
 
+class ObjectSizeError(ValueError):
+    """A cloud whose size is outside the plausible object range (often a cloud not in metres)."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Input limits; every field must be positive (radii in metres, sizes in counts/bytes)."""
@@ -81,7 +85,7 @@ class Limits:
         if not np.isfinite(radius):
             raise ValueError("the cloud's extent overflows float64: coordinates are not metres on an object")
         if radius < self.min_object_radius or radius > self.max_object_radius:
-            raise ValueError(
+            raise ObjectSizeError(
                 f"object radius {radius:.4g} m (max distance of a point from the centroid) is outside the "
                 f"plausible range [{self.min_object_radius:g}, {self.max_object_radius:g}] m; are the units metres? "
                 "(change min_object_radius/max_object_radius if this object is real)")

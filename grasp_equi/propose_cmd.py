@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_equi.cli_types import device
+from grasp_equi.fileio import check_outputs
 
 MESH_SUFFIXES = (".obj", ".stl", ".glb", ".gltf", ".off")
 COLUMNS = "rank\tscore\twidth_m\tx\ty\tz\tqx\tqy\tqz\tqw"
@@ -119,11 +120,8 @@ def load_points(path: str, mesh_points: int, units: str, seed: int):
 
 def run(args) -> int:
     out = Path(args.out) if args.out else None
-    if out is not None and out.is_dir():  # --force cannot help: np.savez cannot replace a folder
-        raise IsADirectoryError(f"--out {out} is a folder; give the .npz file's name")
-    if out is not None and out.exists() and not args.force:  # fail before any work
-        raise ValueError(f"--out {out} exists; pass --force to overwrite it")
-    if out is not None and not out.parent.is_dir():
+    check_outputs({"--out": out}, args.force)  # fail before any work
+    if out is not None and not out.parent.is_dir():  # np.savez does not make folders
         raise ValueError(f"--out {out}: directory {out.parent} does not exist")
     from grasp_equi.planner import GraspPlanner, PlannerConfig
     from grasp_equi.scorer import GraspScorer

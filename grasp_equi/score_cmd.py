@@ -18,7 +18,7 @@ from grasp_equi import limits as L
 from grasp_equi.cli_types import device, positive_float, positive_int
 from grasp_equi.data.units import UNITS
 from grasp_equi.files import FileFormatError, load_npy, load_npz
-from grasp_equi.limits import Limits
+from grasp_equi.limits import Limits, ObjectSizeError
 from grasp_equi.propose_cmd import add_gripper_arguments
 
 
@@ -190,7 +190,7 @@ def run(args) -> int:
     try:
         scores, reasons = scorer.score(points, contacts, normals, return_reasons=True, output=args.output)
     except ValueError as err:
-        hint = " Or give the file's units: --units mm|cm|in." if "are the units metres" in str(err) else ""
+        hint = " Or give the file's units: --units mm|cm|in." if isinstance(err, ObjectSizeError) else ""
         raise ValueError(f"--cloud {args.cloud} with --grasps {args.grasps}: {err}{hint}") from None
     if args.json:
         print(json.dumps([round(float(s), 6) if np.isfinite(s) else None for s in scores]))

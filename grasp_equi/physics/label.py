@@ -147,29 +147,35 @@ def label_shard(shard: Path, out: Path, dataset_seed: int, settings: LabelSettin
             "cpu_s": time.process_time() - start_cpu, "wall_s": time.perf_counter() - start}
 
 
-def _done(out: Path, settings: LabelSettings, shard: Path | None = None) -> bool:
-    """``out`` exists and was written with the same settings for this version of its shard (default: the
-    shard of that name beside its ``physics`` folder), so it can be kept; files from before the shard
-    fingerprint was recorded are matched by settings alone. An unreadable file is not done."""
+def _state(out: Path, settings: LabelSettings, shard: Path | None = None) -> str:
+    """What a label file is worth for its shard (default: the shard of that name beside its ``physics``
+    folder): ``"done"`` (same settings, made for this version of the shard; files from before the shard
+    fingerprint was recorded are matched by settings alone), ``"stale"`` (other settings or another version
+    of the shard: only ``--force`` replaces it) or ``"unreadable"`` (missing, truncated, foreign: nothing to
+    lose, the shard is labelled again)."""
     from grasp_equi.data.shards import read_shard
 
     shard = shard if shard is not None else out.parent.parent / out.name
     try:
         with np.load(out, allow_pickle=False) as f:
-            if json.loads(str(f["meta"])) != json.loads(json.dumps(settings.key())):
-                return False
+            meta = json.loads(str(f["meta"]))
             made_for = str(f["shard_sha"]) if "shard_sha" in f.files else None
-        return made_for is None or not shard.is_file() or made_for == grasp_fingerprint(read_shard(shard))
-    except Exception:  # truncated or foreign (BadZipFile, EOFError, ...): label the shard again
-        return False
-
-
-def _readable(path: Path) -> bool:
+            rates = "p_held" in f.files
+    except Exception:  # BadZipFile, EOFError, KeyError, ...
+        return "unreadable"
+    if not rates:  # foreign
+        return "unreadable"
+    if meta != json.loads(json.dumps(settings.key())):
+        return "stale"
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return "meta" in f.files and "p_held" in f.files
-    except Exception:
-        return False
+        fits = made_for is None or not shard.is_file() or made_for == grasp_fingerprint(read_shard(shard))
+    except Exception:  # an unreadable shard: load_dataset names it; its labels cannot be checked
+        return "stale"
+    return "done" if fits else "stale"
+
+
+def _done(out: Path, settings: LabelSettings, shard: Path | None = None) -> bool:
+    return _state(out, settings, shard) == "done"
 
 
 def stale_shards(data: Path, settings: LabelSettings) -> list[str]:
@@ -179,7 +185,7 @@ def stale_shards(data: Path, settings: LabelSettings) -> list[str]:
     if not out_dir.is_dir():
         return []
     return sorted(p.name for p in out_dir.glob("shard_*.npz")
-                  if SHARD_NAME.fullmatch(p.name) and _readable(p) and not _done(p, settings))
+                  if SHARD_NAME.fullmatch(p.name) and _state(p, settings) == "stale")
 
 
 def reuse_labels(source: Path, data: Path, settings: LabelSettings) -> tuple[int, int]:

@@ -33,10 +33,10 @@ def run(args) -> int:
 
     if not (args.data / "manifest.json").is_file():
         raise FileNotFoundError(f"--data {args.data}: no manifest.json (make one with `grasp-equi generate`)")
-    if args.reuse is not None and not args.reuse.is_dir():
-        raise FileNotFoundError(f"--reuse {args.reuse}: no such folder")
     settings = LabelSettings(trials=args.trials, seed=args.seed)
     if args.reuse is not None:
+        if not args.reuse.is_dir():
+            raise FileNotFoundError(f"--reuse {args.reuse}: no such folder")
         copied, unfit = reuse_labels(args.reuse, args.data, settings)
         print(f"--reuse {args.reuse}: {copied} label file(s) copied" + (
             f", {unfit} not for these shards or settings (those shards are labelled here)" if unfit else ""))

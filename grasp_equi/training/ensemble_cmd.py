@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from grasp_equi.cli_types import nonneg_int, positive_int
-from grasp_equi.fileio import json_text
+from grasp_equi.fileio import check_outputs, json_text
 
 
 def add_arguments(parser) -> None:
@@ -55,8 +55,7 @@ def run(args) -> int:
         raise FileNotFoundError(f"--weights {args.weights}: no such file")
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
-    if args.out.exists() and not args.force:
-        raise FileExistsError(f"--out {args.out} exists; pass --force to replace it")
+    check_outputs({"--out": args.out}, args.force)
     from grasp_equi.checkpoint import save_checkpoint
     from grasp_equi.scorer import GraspScorer
     from grasp_equi.training.dataset import prepare_records_for

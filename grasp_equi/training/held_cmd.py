@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from grasp_equi.cli_types import nonneg_int, positive_float, positive_int
-from grasp_equi.fileio import json_text
+from grasp_equi.fileio import check_outputs, json_text
 
 
 def add_arguments(parser) -> None:
@@ -92,10 +92,7 @@ def run(args) -> int:
     if not (args.data / "physics").is_dir():
         raise FileNotFoundError(f"--data {args.data}: no physics labels (run grasp-equi label-physics --data "
                                 f"{args.data} first)")
-    if args.out.is_dir():
-        raise IsADirectoryError(f"--out {args.out} is a folder; give the checkpoint's file name")
-    if args.out.exists() and not args.force:
-        raise FileExistsError(f"--out {args.out} exists; pass --force to replace it")
+    check_outputs({"--out": args.out}, args.force)
     import sys
 
     import numpy as np
