@@ -155,6 +155,9 @@ def adversarial_family(seed: int = 0, grasps: int = 12) -> list[Case]:
     ]
     cases = [Case(name, pts, mirrored_grasps(pts, grasps, 2, seed)) for name, pts in clouds]
     cases.append(Case("grid_box_4mm_k3", box, mirrored_grasps(box, grasps, 3, seed)))
+    # flying pixels: three stray points equally far (0.3 m) from a grid box, left out before normalising
+    stray = base.mean(axis=0) + 0.3 * np.eye(3)
+    cases.append(Case("stray_points", np.concatenate([base, stray]), mirrored_grasps(base, grasps, 2, seed)))
     return cases
 
 

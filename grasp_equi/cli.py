@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"grasp-equi {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): not an error, and nothing left to say
+        _quiet_stdout()
+        return 0
     except Exception as err:  # noqa: BLE001 - bad input and failures: one line, never a traceback
         if os.environ.get(DEBUG_ENV):
             raise
@@ -109,6 +112,15 @@ def error_line(err: BaseException) -> str:
     if isinstance(err, (ValueError, OSError, LookupError)):  # CheckpointError is a ValueError
         return text
     return f"{type(err).__name__}: {text} (set {DEBUG_ENV}=1 for the traceback)"
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail on the closed pipe again
+    (the recipe of Python's signal module documentation, "Note on SIGPIPE")."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured in tests)
+        pass
 
 
 def _main_thread() -> bool:

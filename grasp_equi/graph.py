@@ -20,6 +20,7 @@ from grasp_equi import keys
 from grasp_equi.geometry import (NeighbourIndex, centroid_sign, estimate_normals, exact_cdist, farthest_point_sampling,
                                  unique_points, unsigned_normals)
 from grasp_equi.orientation import SURFACE_RULES, SurfaceOrientation
+from grasp_equi.outliers import far_outliers
 
 
 # Bump when prepare_cloud's output changes for the same input: prepared-cloud caches carry it.
@@ -46,6 +47,8 @@ class PreparedCloud:
     node_index: torch.Tensor | None = field(default=None, repr=False, compare=False)
     # [M, 3] float32 unit normal directions, sign arbitrary (None: node_normal normalised, as in older caches)
     node_axis: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    # stray points far outside the object left out before normalising (``grasp_equi.outliers``)
+    stray_points: int = field(default=0, compare=False)
 
     def axis(self) -> torch.Tensor:
         """Unit normal directions ``[M, 3]`` of the nodes (sign arbitrary)."""
@@ -82,6 +85,9 @@ def prepare_cloud(
     stage = stage or (lambda name: nullcontext())
     with stage("sampling"):
         points, normals = unique_points(points.to(torch.float64), normals)  # [U, 3]: copies add nothing
+        stray = far_outliers(points)  # [U] flying pixels would set the scale
+        if bool(stray.any()):
+            points, normals = points[~stray], None if normals is None else normals[~stray]  # [U', 3]
         center = points.mean(dim=0)  # [3]
         rel = points - center  # [U, 3]
         scale = rel.norm(dim=1).max()  # []
@@ -104,7 +110,7 @@ def prepare_cloud(
             if orientation in SURFACE_RULES:
                 oriented = SurfaceOrientation.from_normals(local64, unit)
     return PreparedCloud(node_pos, node_normal.to(torch.float32), center, scale, index, oriented, local64, idx,
-                         axis.to(torch.float32))
+                         axis.to(torch.float32), int(stray.sum()))
 
 
 def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud, dtype: torch.dtype = torch.float32) -> torch.Tensor:

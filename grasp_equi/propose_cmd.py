@@ -15,6 +15,7 @@ import numpy as np
 
 from grasp_equi.cli_types import device
 from grasp_equi.fileio import check_outputs
+from grasp_equi.limits import Limits
 
 MESH_SUFFIXES = (".obj", ".stl", ".glb", ".gltf", ".off")
 COLUMNS = "rank\tscore\twidth_m\tx\ty\tz\tqx\tqy\tqz\tqw"
@@ -121,6 +122,7 @@ def load_points(path: str, mesh_points: int, units: str, seed: int):
 def run(args) -> int:
     out = Path(args.out) if args.out else None
     check_outputs({"--out": out}, args.force)  # fail before any work
+    Limits().check_points(args.mesh_points, "--mesh-points")  # a mesh's samples are a cloud: same bound
     if out is not None and not out.parent.is_dir():  # np.savez does not make folders
         raise ValueError(f"--out {out}: directory {out.parent} does not exist")
     from grasp_equi.planner import GraspPlanner, PlannerConfig

@@ -17,6 +17,7 @@ import numpy as np
 from grasp_equi import limits as L
 from grasp_equi.cli_types import device, positive_float, positive_int
 from grasp_equi.data.units import UNITS
+from grasp_equi.cloud_headers import check_cloud_file, check_points_read, ply_header
 from grasp_equi.files import FileFormatError, load_npy, load_npz
 from grasp_equi.limits import Limits, ObjectSizeError
 from grasp_equi.propose_cmd import add_gripper_arguments
@@ -38,30 +39,10 @@ def _exists(path, what: str) -> Path:
     return path
 
 
-MAX_PLY_HEADER_BYTES = 1 << 20  # comments included; a longer header is not a cloud anyone meant to give
-
-
 def ply_face_count(path) -> int:
     """Faces a PLY file declares in its header (``element face N``; 0 for a point cloud). Reads the
     header line by line up to ``end_header`` (at most 1 MiB); ``FileFormatError`` when there is none."""
-    with open(path, "rb") as handle:
-        if handle.readline(16).strip() != b"ply":
-            raise FileFormatError(f"{path}: not a PLY file (it does not start with 'ply')")
-        faces, read = 0, 0
-        while read < MAX_PLY_HEADER_BYTES:
-            line = handle.readline(MAX_PLY_HEADER_BYTES - read)
-            if not line:
-                break
-            read += len(line)
-            words = line.split()
-            if words == [b"end_header"]:
-                return faces
-            if len(words) == 3 and words[:2] == [b"element", b"face"]:
-                try:
-                    faces = int(words[2])
-                except ValueError:
-                    raise FileFormatError(f"{path}: PLY face count {words[2][:20]!r} is not a number") from None
-    raise FileFormatError(f"{path}: PLY header without 'end_header' in its first {MAX_PLY_HEADER_BYTES} bytes")
+    return ply_header(path).faces
 
 
 def load_cloud(path, limits: Limits | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -82,19 +63,17 @@ def load_cloud(path, limits: Limits | None = None) -> tuple[np.ndarray, np.ndarr
         if path.stat().st_size > limits.max_file_bytes:
             raise FileFormatError(f"cloud file {path}: {path.stat().st_size} bytes, more than "
                                   f"max_file_bytes={limits.max_file_bytes}")
-        with open(path, "rb") as handle:  # open3d's C readers print their own errors: check the magic first
-            if suffix == ".ply" and handle.read(3) != b"ply":
-                raise FileFormatError(f"cloud file {path}: not a PLY file (it does not start with 'ply')")
-        if suffix == ".ply" and (faces := ply_face_count(path)):  # open3d would keep only the mesh's corners
-            raise FileFormatError(f"cloud file {path}: a mesh ({faces} faces), not a point cloud; give a cloud "
-                                  f"sampled from its surface (grasp-equi propose samples meshes itself)")
+        header = check_cloud_file(path, limits)  # declared count and data present, before open3d allocates
+        if header is not None and header.faces:  # open3d would keep only the mesh's corners
+            raise FileFormatError(f"cloud file {path}: a mesh ({header.faces} faces), not a point cloud; give a "
+                                  f"cloud sampled from its surface (grasp-equi propose samples meshes itself)")
         import open3d as o3d
 
         with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
             pcd = o3d.io.read_point_cloud(str(path))
         if len(pcd.points) == 0:
             raise ValueError(f"cloud file {path}: no points could be read")
-        limits.check_points(len(pcd.points), f"cloud file {path}")
+        check_points_read(path, header, len(pcd.points))
         normals = np.asarray(pcd.normals) if pcd.has_normals() else None
         return np.asarray(pcd.points), normals
     raise ValueError(f"cloud file {path}: unsupported format {suffix!r} (use .npy, .npz, .ply, .pcd)")
@@ -192,6 +171,9 @@ def run(args) -> int:
     except ValueError as err:
         hint = " Or give the file's units: --units mm|cm|in." if isinstance(err, ObjectSizeError) else ""
         raise ValueError(f"--cloud {args.cloud} with --grasps {args.grasps}: {err}{hint}") from None
+    if scorer.stray_points:
+        print(f"note: {scorer.stray_points} stray point(s) far outside the object were left out of {args.cloud} "
+              f"(flying pixels or a leaky segmentation?)", file=sys.stderr)
     if args.json:
         print(json.dumps([round(float(s), 6) if np.isfinite(s) else None for s in scores]))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,15 @@ from grasp_equi.validation import check_cloud, check_grasps
 DEFAULT_THREADS = 1
 
 
+def max_threads() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one): the most threads a
+    scoring call may ask for."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 @contextmanager
 def cpu_threads(threads: int | None):
     """Run the block with ``threads`` torch CPU threads (None: unchanged), restoring the previous setting.
@@ -49,12 +59,21 @@ def cpu_threads(threads: int | None):
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``
+    of those types. ``ValueError`` for anything else (mps, meta, ...), for CUDA on a machine without
+    it and for a CUDA index the machine does not have: the scorer runs on CPU and CUDA only."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a device (use auto, cpu, cuda or cuda:N): {err}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: the scorer runs on cpu or cuda, not {dev.type}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -85,6 +104,8 @@ class GraspScorer:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
                                     or threads < 1):
             raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
+        if threads is not None and threads > max_threads():  # thousands of OpenMP workers can crash the process
+            raise ValueError(f"threads={threads} is more than this machine's {max_threads()} CPUs")
         self.threads = None if threads is None else int(threads)
         self.limits = limits or Limits()  # input sizes and plausible object radii (grasp_equi.limits)
         self.model = model.to(self.device).eval()
@@ -98,6 +119,7 @@ class GraspScorer:
         cpu_chunk = 2048 if config.head == "invariant" and config.architecture == "equivariant" else 256
         self.grasp_chunk = grasp_chunk or (4096 if self.device.type == "cuda" else cpu_chunk)
         self.timings: dict[str, float] = {}  # ms per stage of the last score() call
+        self.stray_points = 0  # points of the last encoded cloud left out as stray (grasp_equi.outliers)
         self.reasons: list[str | None] = []  # per grasp of the last call: why it was not scored (None: scored)
         # the "sample" stage split into "sampling" (normalise + FPS) and "normals" (kNN + PCA)
         self.sample_timings: dict[str, float] = {}
@@ -169,6 +191,7 @@ class GraspScorer:
             cloud = prepare_cloud(pts_t, nrm_t, self.config.num_nodes, self.config.normal_k,
                                   stage=lambda name: self._stage(name, self.sample_timings),
                                   orientation=self.config.normal_orientation)
+            self.stray_points = cloud.stray_points
         with self._stage("encoder"):
             batch = collate([cloud], [[]])
             node_feats = self.model.encode(batch)

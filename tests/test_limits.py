@@ -326,3 +326,48 @@ def test_palm_inside_the_cloud_is_a_collision_and_a_clear_pose_is_not():
     positions = np.array([[0.0, 0.0, 0.012], [0.0, 0.0, -0.012], [0.5, 0.5, 0.5]])
     _, _, reasons = close_and_check(pts, positions, quaternion_to_matrix(ident), GripperBody())
     assert reasons.tolist() == [COLLISION, SCORED, NO_CONTACT]
+
+
+# ----------------------------------------------------------------------------- found by a break-it pass
+def test_threads_beyond_the_machine_are_refused():
+    """threads=100000 used to start that many OpenMP workers inside score() and crash the process."""
+    from grasp_equi.scorer import max_threads
+
+    with pytest.raises(ValueError, match="more than this machine's"):
+        GraspScorer.untrained(device="cpu", threads=max_threads() + 1)
+    assert GraspScorer.untrained(device="cpu", threads=max_threads()).threads == max_threads()
+
+
+@pytest.mark.parametrize("device", ["mps", "meta", "gpu", None, "cuda:99"])
+def test_devices_the_scorer_cannot_run_on_are_value_errors(device):
+    """mps/meta/None used to surface as RuntimeError/TypeError (meta only at the first score())."""
+    with pytest.raises(ValueError, match="device"):
+        GraspScorer.untrained(device=device)
+
+
+def _stl_box(path):
+    import trimesh
+
+    trimesh.creation.box((0.05, 0.04, 0.03)).export(path)
+
+
+def test_mesh_points_are_bounded_before_sampling(tmp_path):
+    _stl_box(tmp_path / "box.stl")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "grasp_equi.cli", "propose", "--cloud", str(tmp_path / "box.stl"),
+                           "--mesh-points", "200000000", "--device", "cpu"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--mesh-points has 200000000 points, more than max_points" in proc.stderr
+    assert time.perf_counter() - start < 60  # (it used to allocate 3.7 GB first)
+
+
+def test_a_closed_pipe_ends_the_output_quietly(tmp_path, rng):
+    """`grasp-equi score ... | head -1` printed 'error: [Errno 32] Broken pipe' and exited 1."""
+    points, _ = ellipsoid_cloud(500, rng=rng)
+    np.save(tmp_path / "c.npy", points)
+    np.save(tmp_path / "g.npy", random_grasps(points, 3000, 2, rng))
+    cmd = (f"{sys.executable} -m grasp_equi.cli score --cloud {tmp_path / 'c.npy'} --grasps {tmp_path / 'g.npy'} "
+           f"--device cpu | head -1; exit ${{PIPESTATUS[0]}}")
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("0\t")

@@ -140,6 +140,19 @@ def test_grasp_off_the_surface_is_published_nan_and_counted(client, api, rng):
     assert counts(client, grasps_off_surface=before + 1)["grasps_off_surface"] == before + 1
 
 
+def test_stray_points_are_left_out_and_counted(client, api, rng):
+    """Two flying pixels 0.5 m from a 5 cm object: scored as without them, counted in /diagnostics."""
+    points, normals = ellipsoid_cloud(2000, rng=rng)
+    grasps = list(random_grasps(points, 3, 2, rng))
+    stray = np.array([[0.5, 0.0, 0.0], [0.0, -0.5, 0.1]])
+    before = int(client.diagnostics.get("stray_points_left_out", 0))
+    key = client.request(np.concatenate([points, stray]), grasps, np.concatenate([normals, [[1.0, 0, 0]] * 2]))
+    _, scores = client.wait_result(key, TIMEOUT).per_grasp()
+    np.testing.assert_allclose(scores, api.score(as_f32(points), [as_f32(g) for g in grasps], as_f32(normals)),
+                               atol=1e-6)
+    assert counts(client, stray_points_left_out=before + 2)["stray_points_left_out"] == before + 2
+
+
 def test_best_effort_publishers_are_served_too(client, api, rng):
     """Camera drivers often publish best-effort; a reliable-only subscription would never match them."""
     best_effort = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)

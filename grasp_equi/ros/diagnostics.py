@@ -11,7 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 STATUS_NAME = "grasp_stability: scorer"
 COUNTERS = ("clouds", "requests", "scored", "dropped", "invalid", "unmatched", "poses_without_contact",
-            "poses_in_collision", "proposals", "grasps_off_surface")
+            "poses_in_collision", "proposals", "grasps_off_surface", "stray_points_left_out")
 
 
 class Stats:

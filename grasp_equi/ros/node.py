@@ -282,6 +282,10 @@ class GraspNode(Node):
             if self.throttle("unjudged:" + reason_key(reason)) is not None:
                 self.get_logger().warning(f"grasp published with a NaN score: {reason}")
 
+    def _count_stray(self, stray: int) -> None:  # points the scorer left out (grasp_equi.outliers)
+        if stray and (self.stats.count("stray_points_left_out", stray) or self.throttle("stray") is not None):
+            self.get_logger().warning(f"{stray} stray point(s) far outside the object left out of a cloud")
+
     def _encoded(self, cloud: CloudEntry, settings: Settings):
         """The encoder output for ``cloud`` (computed once, reused by every request on it)."""
         if cloud.encoded is None or cloud.encoded_for != settings.sample_points:
@@ -292,6 +296,7 @@ class GraspNode(Node):
                 points, normals = points[keep], None if normals is None else normals[keep]
             cloud.encoded = self.scorer.encode(points, normals)
             cloud.encoded_for = settings.sample_points
+            self._count_stray(cloud.encoded.cloud.stray_points)
         return cloud.encoded
 
     def _answer_contacts(self, request: Request, cloud: CloudEntry, encoded, settings: Settings):
