@@ -95,8 +95,9 @@ def as_frames(poses) -> tuple[np.ndarray, np.ndarray]:
         bad = (err > 1e-4) | (np.linalg.det(rot) < 0) if len(arr) else np.zeros(0, bool)
         bad |= np.abs(arr[:, 3] - [0.0, 0.0, 0.0, 1.0]).max(axis=1) > 1e-6 if len(arr) else bad
         if bad.any():
-            raise ValueError(f"pose {int(np.argmax(bad))}: not a rigid transform (the 3x3 block must be a "
-                             "rotation, the last row 0 0 0 1)")
+            i = int(np.argmax(bad))
+            raise ValueError(f"pose {i}: not a rigid transform (the 3x3 block must be a rotation: |R^T R - I| "
+                             f"{err[i]:.1e}, tolerance 1e-4, det {np.linalg.det(rot[i]):+.3f}; the last row 0 0 0 1)")
         return arr[:, :3, 3].copy(), rot.copy()
     raise ValueError(f"poses must have shape (G, 7) (x, y, z, qx, qy, qz, qw) or (G, 4, 4); got {arr.shape}")
 
