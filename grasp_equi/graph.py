@@ -76,8 +76,9 @@ def prepare_cloud(
     ``normals`` are then the reference for the contacts' signs.
 
     Every step is a continuous function of the points or a decision that rounding cannot flip:
-    exact duplicates are merged first (``unique_points``), sampling and rankings break ties by
-    point index (``TIE_BIAS``), neighbourhoods are smooth (``neighbourhood_weights``) and sign
+    exact duplicates are merged first (``unique_points``), stray points far outside the object are
+    left out (``far_outliers``; counted in ``PreparedCloud.stray_points``), sampling and rankings
+    break ties by point index (``TIE_BIAS``), neighbourhoods are smooth (``neighbourhood_weights``) and sign
     choices fade through zero (``soft_sign``). So the same array in any rigid pose gives the same
     result up to float rounding; a permutation of a cloud with exact ties (a grid, a symmetric
     mesh) may pick other, equivalent nodes.
