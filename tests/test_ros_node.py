@@ -1,97 +1,31 @@
 """grasp_node over real DDS: a node process and this test process on their own ROS_DOMAIN_ID.
 
-The node runs a small untrained model saved as a real checkpoint (the real loading path);
-results are compared with the Python API on the same input.
+The node runs a small untrained model saved as a real checkpoint (the real loading path;
+fixtures in ros_node_fixtures.py); results are compared with the Python API on the same input.
+Gripper poses and proposals: test_ros_node_poses.py.
 """
 
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
-from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps, with_test_ensemble  # noqa: E402
-from ros_support import node_command, set_parameters, start, stop  # noqa: E402
+from conftest import ellipsoid_cloud, random_grasps  # noqa: E402
+from ros_node_fixtures import TIMEOUT, api, as_f32, checkpoint, client, counts, node_log, quiet_counts  # noqa: E402,F401
+from ros_support import set_parameters  # noqa: E402
 from sensor_msgs.msg import PointField  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
-from grasp_equi import GraspScorer  # noqa: E402
-from grasp_equi.checkpoint import save_checkpoint  # noqa: E402
-from grasp_equi.gripper import JawGeometry, close_jaws  # noqa: E402
-from grasp_equi.poses import COLLISION, NO_CONTACT, SCORED, GripperBody, as_frames, in_collision  # noqa: E402
 from grasp_equi.ros import codec  # noqa: E402
 from grasp_equi.ros.client import ScoreClient, now_stamp  # noqa: E402
 
 pytestmark = pytest.mark.ros
-TIMEOUT = 30.0  # generous bound for one answer on a loaded 2-core machine
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A small untrained network with a 3-member (unfitted, seeded) ensemble: every answer carries score_std."""
-    model, config = with_test_ensemble(GraspScorer.untrained(seed=3, device="cpu", **SMALL_MODEL), seed=5)
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "small.safetensors", model, config)
-
-
-@pytest.fixture(scope="module")
-def api(checkpoint):
-    return GraspScorer.from_checkpoint(checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def node_log(checkpoint, tmp_path_factory):
-    log = tmp_path_factory.mktemp("node") / "node.log"
-    proc = start(node_command("-p", f"model_path:={checkpoint}", "-p", "device:=cpu", "-p", "sync_timeout:=0.5",
-                              "-p", "log_throttle:=0.0", "-p", "diagnostics_period:=0.2",
-                              "-p", "propose.top_k:=5", "-p", "propose.num_seeds:=64", "-p", "markers.top_n:=3"), log)
-    yield proc, log
-    assert stop(proc) == 0, log.read_text()
-
-
-@pytest.fixture(scope="module")
-def client(node_log):
-    rclpy.init()
-    node = rclpy.create_node("grasp_equi_test_client")
-    client = ScoreClient(node)
-    proc, log = node_log
-    assert client.wait_ready(90), f"node not ready:\n{log.read_text()}"
-    yield client
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-def as_f32(a):
-    """What the node sees after the float32 wire format."""
-    return np.asarray(a, dtype=np.float32).astype(np.float64)
-
-
-def counts(client, **expect_at_least) -> dict[str, int]:
-    """Diagnostics counters once each named counter reached the given value."""
-    values = client.wait_diagnostics(
-        lambda d: all(int(d.get(k, -1)) >= v for k, v in expect_at_least.items()), TIMEOUT)
-    return {k: int(v) for k, v in values.items() if v.lstrip("-").isdigit()}
-
-
-def quiet_counts(client, still: float = 1.5) -> dict[str, int]:
-    """Counters once the node is idle: empty queue and nothing changed for ``still`` seconds
-    (longer than sync_timeout, so no request is still waiting for its cloud)."""
-    last, since = None, None
-    deadline = time.monotonic() + 2 * TIMEOUT
-    while time.monotonic() < deadline:
-        client.spin_until(lambda: False, 0.2)
-        d = dict(client.diagnostics)
-        now = {k: v for k, v in d.items() if k in ("requests", "scored", "dropped", "unmatched", "invalid", "queue")}
-        if now != last:
-            last, since = now, time.monotonic()
-        elif d.get("queue", "").startswith("0/") and time.monotonic() - since >= still:
-            return {k: int(v) for k, v in d.items() if v.lstrip("-").isdigit()}
-    raise TimeoutError("the node never went idle")
 
 
 def test_round_trip_matches_python_api(client, api, rng):
@@ -231,93 +165,6 @@ def test_sample_points_scores_a_fixed_subset(client, api, rng):
         set_parameters(client.node, "grasp_stability", {"sample_points": 0})
     keep = np.sort(np.random.default_rng(0).choice(1000, 300, replace=False))  # the documented subset
     np.testing.assert_allclose(result.per_grasp()[1], api.score(as_f32(points)[keep], as_f32(grasps)), atol=1e-6)
-
-
-def test_grasp_poses_close_jaws_and_match_api(client, api):
-    rng = np.random.default_rng(7)
-    half = np.array([0.02, 0.03, 0.02])
-    pts = rng.uniform(-1, 1, size=(4000, 3)) * half  # box surface (see test_gripper.py)
-    face = rng.integers(0, 3, size=4000)
-    pts[np.arange(4000), face] = rng.choice([-1.0, 1.0], size=4000) * half[face]
-    # 0: from below, palm clear of the box; 1: misses; 2: palm clear; 3: from inside, palm in the box
-    positions = np.array([[0.0, 0.0, -0.012], [0.5, 0.5, 0.5], [0.004, 0.0, 0.0], [0.0, 0.0, 0.012]])
-    quats = np.array([[0.0, 0.0, 0.0, 1.0]] * 4)
-    before = counts(client, poses_in_collision=0)
-    key = client.request_poses(pts, positions, quats, frame="box")
-    result = client.wait_result(key, TIMEOUT)
-    assert result is not None and result.msg.header.frame_id == "box"
-    ids, scores, reasons = result.per_pose()
-    assert ids.tolist() == [0, 1, 2, 3]  # every input index comes back ...
-    assert reasons.tolist() == [SCORED, NO_CONTACT, SCORED, COLLISION]  # ... with why it was left out
-    assert np.isnan(scores[[1, 3]]).all() and result.p_force_closure is None
-    contacts, valid = close_jaws(as_f32(pts), positions, quats, JawGeometry())
-    assert valid.tolist() == [True, False, True, True]
-    scored_rows = np.isin(result.grasp_id, [0, 2])
-    np.testing.assert_allclose(result.points[scored_rows], as_f32(contacts[[0, 2]].reshape(-1, 3)), atol=1e-6)
-    np.testing.assert_allclose(scores[[0, 2]], api.score(as_f32(pts), contacts[[0, 2]]), atol=1e-6)
-    np.testing.assert_allclose(result.width[scored_rows], 0.06, atol=1e-3)  # closing along y: the 6 cm side
-    ranked = client.wait_ranked(key, TIMEOUT)  # the scored poses, best first, header copied
-    assert ranked is not None and ranked.header.frame_id == "box" and len(ranked.poses) == 2
-    best = int(np.argmax(scores[[0, 2]])) * 2
-    assert abs(ranked.poses[0].position.x - positions[best, 0]) < 1e-9
-    after = counts(client, poses_in_collision=before["poses_in_collision"] + 1)
-    assert after["poses_without_contact"] >= before["poses_without_contact"] + 1
-
-
-def test_propose_cloud_publishes_ranked_poses(client):
-    rng = np.random.default_rng(11)
-    half = np.array([0.02, 0.045, 0.06])  # 4 x 9 x 12 cm box: only the 4 cm side fits the jaws
-    pts = rng.uniform(-1, 1, size=(3000, 3)) * half
-    face = rng.integers(0, 3, size=3000)
-    pts[np.arange(3000), face] = rng.choice([-1.0, 1.0], size=3000) * half[face]
-    pts += [0.3, -0.2, 0.8]  # away from the origin: poses are in the cloud's frame
-    key = client.request_proposals(pts, frame="camera")
-    ranked = client.wait_ranked(key, 3 * TIMEOUT)
-    assert ranked is not None, "no ranked_poses answer"
-    assert ranked.header.frame_id == "camera" and 1 <= len(ranked.poses) <= 5
-    result = client.wait_result(key, TIMEOUT)
-    assert result is not None and result.msg.header.frame_id == "camera"
-    ids, scores, reasons = result.per_pose()
-    assert ids.tolist() == list(range(len(ranked.poses))) and (reasons == 0).all()
-    assert np.all(np.diff(scores) <= 0)  # best first
-    # across the 4 cm side, the closing line within the friction cone (mu 0.5: 26.6 degrees) of the faces' normals
-    assert np.all((result.width > 0.038) & (result.width < 0.04 / np.cos(np.arctan(0.5)) + 2e-3)), result.width
-    poses = np.array([[p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
-                       p.orientation.z, p.orientation.w] for p in ranked.poses])
-    positions, rotations = as_frames(poses)
-    assert not in_collision(as_f32(pts), positions, rotations, GripperBody()).any()
-    assert np.all(np.abs(rotations[:, 0, 1]) > np.cos(np.arctan(0.5)) - 0.02)  # closing along the box's x
-    markers = client.markers.get(key)
-    assert markers is not None
-    grippers = [m for m in markers.markers if m.ns == "grasp_equi/grippers"]
-    assert len(grippers) == 3 * min(len(ranked.poses), 3) and all(m.type == Marker.CUBE for m in grippers)
-    assert counts(client, proposals=len(ranked.poses))["proposals"] >= len(ranked.poses)
-
-
-def test_propose_on_a_scene_cloud_avoids_the_table(client):
-    rng = np.random.default_rng(12)
-    grid = np.arange(-0.15, 0.15, 0.005)
-    table = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
-    table = np.column_stack([table, rng.normal(scale=5e-4, size=len(table))])
-    half = np.array([0.02, 0.045, 0.06])
-    box = rng.uniform(-1, 1, size=(3000, 3)) * half
-    face = rng.integers(0, 3, size=3000)
-    box[np.arange(3000), face] = rng.choice([-1.0, 1.0], size=3000) * half[face]
-    box = box[box[:, 2] > -0.058] + [0, 0, 0.06]  # standing on the table, bottom face unseen
-    scene = np.concatenate([table, box])
-    assert all(r.successful for r in set_parameters(client.node, "grasp_stability", {"scene.segment": True}))
-    try:
-        key = client.request_proposals(scene, frame="table")
-        ranked = client.wait_ranked(key, 3 * TIMEOUT)
-    finally:
-        set_parameters(client.node, "grasp_stability", {"scene.segment": False})
-    assert ranked is not None and len(ranked.poses) >= 1
-    poses = np.array([[p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
-                       p.orientation.z, p.orientation.w] for p in ranked.poses])
-    positions, rotations = as_frames(poses)
-    assert not in_collision(as_f32(scene), positions, rotations, GripperBody()).any()
-    result = client.wait_result(key, TIMEOUT)
-    assert result is not None and (result.points[:, 2] > 0.003).all()  # contacts on the box, not the table
 
 
 def _malformed_contacts(rng, points):
