@@ -283,8 +283,10 @@ class GraspNode(Node):
                 self.get_logger().warning(f"grasp published with a NaN score: {reason}")
 
     def _count_stray(self, stray: int) -> None:  # points the scorer left out (grasp_equi.outliers)
-        if stray and (self.stats.count("stray_points_left_out", stray) or self.throttle("stray") is not None):
-            self.get_logger().warning(f"{stray} stray point(s) far outside the object left out of a cloud")
+        if stray:
+            self.stats.count("stray_points_left_out", stray)
+            if self.throttle("stray") is not None:
+                self.get_logger().warning(f"{stray} stray point(s) far outside the object left out of a cloud")
 
     def _encoded(self, cloud: CloudEntry, settings: Settings):
         """The encoder output for ``cloud`` (computed once, reused by every request on it)."""
