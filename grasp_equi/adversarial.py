@@ -141,6 +141,7 @@ def adversarial_family(seed: int = 0, grasps: int = 12) -> list[Case]:
     noisy = box + rng.normal(scale=5e-4, size=box.shape)
     clouds: list[tuple[str, np.ndarray]] = [
         ("grid_box_4mm", box),
+        ("grid_box_2mm", box_surface_grid(step=0.002)),  # ~6k points: thinned to the model's cloud_points first
         ("flat_patch_2mm", flat_patch_grid()),
         ("plate_3mm", plate_grid()),
         ("icosphere_s3", icosphere(3)),

@@ -80,6 +80,15 @@ def tie_break_factors(n: int, like: torch.Tensor) -> torch.Tensor:
     return 1.0 - TIE_BIAS * torch.arange(n, dtype=like.dtype, device=like.device)
 
 
+def argsort_unstable(values: torch.Tensor) -> torch.Tensor:
+    """Indices ``[N]`` that sort ``values`` ``[N]`` ascending; equal values in any order (callers that care break
+    ties themselves). On the CPU numpy's vectorised sort (x86-simd-sort): ~7x torch's stable sort for 20k
+    doubles."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.argsort(values.detach().numpy()))
+    return torch.argsort(values)
+
+
 def unique_points(points: torch.Tensor, normals: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``points`` ``[N, 3]`` without exact duplicates (first occurrences, in input order) and their ``normals``.
@@ -91,7 +100,7 @@ def unique_points(points: torch.Tensor, normals: torch.Tensor | None = None
     only clouds with equal keys pay for the exact row-wise ``unique``.
     """
     key = points @ torch.tensor(_DEDUP_KEY, dtype=points.dtype, device=points.device)  # [N]
-    sorted_key = torch.sort(key).values  # [N]
+    sorted_key = key[argsort_unstable(key)]  # [N]
     if not bool((sorted_key[1:] == sorted_key[:-1]).any()):
         return points, normals
     rows = np.ascontiguousarray(points.detach().cpu().numpy())  # [N, 3]

@@ -19,13 +19,14 @@ import torch
 from grasp_equi import keys
 from grasp_equi.geometry import (NeighbourIndex, centroid_sign, estimate_normals, exact_cdist, farthest_point_sampling,
                                  unique_points, unsigned_normals)
-from grasp_equi.orientation import SURFACE_RULES, SurfaceOrientation
+from grasp_equi.orientation import NUM_REFERENCE, SURFACE_RULES, SurfaceOrientation, reference_indices
 from grasp_equi.outliers import far_outliers
 
 
 # Bump when prepare_cloud's output changes for the same input: prepared-cloud caches carry it.
 # 2: duplicates merged, tie-proof sampling, smooth neighbourhoods, soft signs, the normal axis.
-PREPROCESS_VERSION = 2
+# 3: thinning above ModelConfig.cloud_points, farthest-point references (both off for older models).
+PREPROCESS_VERSION = 3
 
 
 @dataclass
@@ -57,6 +58,57 @@ class PreparedCloud:
         return self.node_axis
 
 
+def cloud_options(config) -> dict:
+    """``prepare_cloud``'s keyword arguments for a model of ``ModelConfig`` ``config`` (its preprocessing)."""
+    return {"num_nodes": config.num_nodes, "normal_k": config.normal_k, "orientation": config.normal_orientation,
+            "max_points": config.cloud_points, "reference_sampling": config.reference_sampling,
+            "num_references": config.num_references}
+
+
+def normalised_cloud(points: torch.Tensor, normals: torch.Tensor | None = None, max_points: int = 0):
+    """The cloud ``[N, 3]`` as ``prepare_cloud`` sees it: ``(local [U, 3] float64, normals [U, 3] | None,
+    center [3], scale [], stray_points)``.
+
+    Exact duplicates are merged (``unique_points``), stray points far outside the object left out
+    (``far_outliers``), the rest centred on its centroid and divided by its radius (both float64).
+    With ``max_points > 0`` a cloud of more distinct points is then thinned to ``max_points`` by the
+    rank of their distance from the centroid (``reference_indices``: every ``U / max_points``-th, ties
+    by point index), an invariant, order-free choice; the thinned points come in that rank order.
+    """
+    points, normals = unique_points(points.to(torch.float64), normals)  # [U, 3]: copies add nothing
+    stray = far_outliers(points)  # [U] flying pixels would set the scale
+    if bool(stray.any()):
+        points, normals = points[~stray], None if normals is None else normals[~stray]  # [U', 3]
+    center = points.mean(dim=0)  # [3]
+    rel = points - center  # [U, 3]
+    scale = rel.norm(dim=1).max()  # []
+    local64 = rel / scale  # [U, 3] float64: every decision below is taken at this precision
+    if 0 < max_points < local64.shape[0]:
+        keep = reference_indices(local64, max_points)  # [max_points]
+        local64, normals = local64[keep], None if normals is None else normals[keep]
+    return local64, normals, center, scale, int(stray.sum())
+
+
+def reference_picks(local64: torch.Tensor, reference_sampling: str = "radius_ranks",
+                    num_references: int = NUM_REFERENCE, picks: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices ``[S]`` of the surface orientation's reference points in ``local64`` ``[U, 3]``
+    (``ModelConfig.reference_sampling``): ``NUM_REFERENCE`` radius ranks (``reference_indices``), or the
+    first ``num_references`` farthest-point samples (``picks``: samples already drawn, at least that many
+    when the cloud has them; drawn here when None)."""
+    if reference_sampling != "farthest_point":
+        return reference_indices(local64)
+    return farthest_point_sampling(local64, num_references) if picks is None else picks[:num_references]
+
+
+def surface_orientation(local64: torch.Tensor, index: NeighbourIndex, normal_k: int, orientation: str,
+                        reference_sampling: str = "radius_ranks", num_references: int = NUM_REFERENCE,
+                        picks: torch.Tensor | None = None) -> SurfaceOrientation:
+    """The orientation ``prepare_cloud`` builds for ``local64`` ``[U, 3]`` (``normalised_cloud``'s) without
+    given normals (``picks``: as in ``reference_picks``)."""
+    refs = reference_picks(local64, reference_sampling, num_references, picks)  # [S]
+    return SurfaceOrientation.from_cloud(local64, index, normal_k, method=orientation, picks=refs)
+
+
 def prepare_cloud(
     points: torch.Tensor,
     normals: torch.Tensor | None,
@@ -64,6 +116,9 @@ def prepare_cloud(
     normal_k: int = 16,
     stage: Callable[[str], ContextManager] | None = None,
     orientation: str = "centroid",
+    max_points: int = 0,
+    reference_sampling: str = "radius_ranks",
+    num_references: int = NUM_REFERENCE,
 ) -> PreparedCloud:
     """Normalise, sample and (when ``normals`` is None) estimate normals for one cloud.
 
@@ -71,47 +126,53 @@ def prepare_cloud(
     centring is done in float64 so clouds metres away from the origin lose no precision).
     ``stage(name)``, when given, is entered around the ``"sampling"`` and ``"normals"``
     steps (the scorer times them with it). ``orientation`` (``ModelConfig.normal_orientation``):
-    "centroid" points estimated normals away from the centroid; "surface" propagates their sign
-    over the surface (``grasp_equi.orientation``) and keeps it for the contact normals; given
-    ``normals`` are then the reference for the contacts' signs.
+    "centroid" points estimated normals away from the centroid; "surface"/"harmonic" propagate their
+    sign over the surface (``grasp_equi.orientation``) and keep it for the contact normals; given
+    ``normals`` are then the reference for the contacts' signs. ``max_points``,
+    ``reference_sampling`` and ``num_references``: ``ModelConfig.cloud_points`` and its namesakes
+    (``cloud_options(config)`` gives them all).
 
     Every step is a continuous function of the points or a decision that rounding cannot flip:
     exact duplicates are merged first (``unique_points``), stray points far outside the object are
-    left out (``far_outliers``; counted in ``PreparedCloud.stray_points``), sampling and rankings
-    break ties by point index (``TIE_BIAS``), neighbourhoods are smooth (``neighbourhood_weights``) and sign
-    choices fade through zero (``soft_sign``). So the same array in any rigid pose gives the same
-    result up to float rounding; a permutation of a cloud with exact ties (a grid, a symmetric
-    mesh) may pick other, equivalent nodes.
+    left out (``far_outliers``; counted in ``PreparedCloud.stray_points``), thinning, sampling and
+    rankings break ties by point index (``TIE_BIAS``, ``RANK_TIE``), neighbourhoods are smooth
+    (``neighbourhood_weights``) and sign choices fade through zero (``soft_sign``). So the same array
+    in any rigid pose gives the same result up to float rounding; a permutation of a cloud with exact
+    ties (a grid, a symmetric mesh) may pick other, equivalent nodes.
     """
     stage = stage or (lambda name: nullcontext())
+    # with farthest-point references the nodes are the first of them: one sampling pass draws both
+    from_fps = orientation in SURFACE_RULES and reference_sampling == "farthest_point"
+    draws = max(num_nodes, num_references) if from_fps else num_nodes
     with stage("sampling"):
-        points, normals = unique_points(points.to(torch.float64), normals)  # [U, 3]: copies add nothing
-        stray = far_outliers(points)  # [U] flying pixels would set the scale
-        if bool(stray.any()):
-            points, normals = points[~stray], None if normals is None else normals[~stray]  # [U', 3]
-        center = points.mean(dim=0)  # [3]
-        rel = points - center  # [U, 3]
-        scale = rel.norm(dim=1).max()  # []
-        local64 = rel / scale  # [U, 3] float64: every decision below is taken at this precision
-        idx = farthest_point_sampling(local64, num_nodes)  # [M]
+        local64, normals, center, scale, strays = normalised_cloud(points, normals, max_points)  # [U, 3]
+        picks = farthest_point_sampling(local64, draws)  # [draws]
+        idx = picks[:num_nodes]  # [M]
         node_pos = local64[idx].to(torch.float32)  # [M, 3]
     with stage("normals"):
         index, oriented = None, None  # with given normals no search is needed here (the scorer builds one if it must)
-        if normals is None:
-            index = NeighbourIndex(local64)
-            axis = unsigned_normals(local64[idx], local64, normal_k, index)  # [M, 3]
-            if orientation in SURFACE_RULES:
-                oriented = SurfaceOrientation.from_cloud(local64, index, normal_k, method=orientation)
-                node_normal = oriented.orient(local64[idx], axis)  # [M, 3]
-            else:
-                node_normal = axis * centroid_sign(local64[idx], axis)  # [M, 3]
-        else:
+        if normals is not None:
             unit = torch.nn.functional.normalize(normals.to(torch.float64), dim=1)  # [U, 3]
             axis = node_normal = unit[idx]  # [M, 3]
             if orientation in SURFACE_RULES:
-                oriented = SurfaceOrientation.from_normals(local64, unit)
+                refs = reference_picks(local64, reference_sampling, num_references, picks)  # [S]
+                oriented = SurfaceOrientation.from_normals(local64, unit, picks=refs)
+        elif orientation in SURFACE_RULES:
+            index = NeighbourIndex(local64)
+            oriented = surface_orientation(local64, index, normal_k, orientation, reference_sampling, num_references,
+                                           picks)
+            if from_fps and num_references >= idx.shape[0]:
+                m = idx.shape[0]  # the nodes are the first references: their normals are already signed
+                axis, node_normal = oriented.axes[:m], oriented.normals[:m]  # [M, 3] x2
+            else:
+                axis = unsigned_normals(local64[idx], local64, normal_k, index)  # [M, 3]
+                node_normal = oriented.orient(local64[idx], axis)  # [M, 3]
+        else:
+            index = NeighbourIndex(local64)
+            axis = unsigned_normals(local64[idx], local64, normal_k, index)  # [M, 3]
+            node_normal = axis * centroid_sign(local64[idx], axis)  # [M, 3]
     return PreparedCloud(node_pos, node_normal.to(torch.float32), center, scale, index, oriented, local64, idx,
-                         axis.to(torch.float32), int(stray.sum()))
+                         axis.to(torch.float32), strays)
 
 
 def normalise_contacts(contacts: torch.Tensor, cloud: PreparedCloud, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -34,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from grasp_equi.geometry import QUERY_FACTOR, SIGN_FLOOR, NeighbourIndex, local_pca, neighbourhood_weights, soft_sign
+from grasp_equi.geometry import (QUERY_FACTOR, SIGN_FLOOR, NeighbourIndex, argsort_unstable, local_pca,
+                                 neighbourhood_weights, soft_sign)
 
 VERSION = 5  # bump when the rule changes: prepared-cloud caches carry it
 SURFACE_RULES = ("surface", "harmonic")  # ModelConfig.normal_orientation values that build a SurfaceOrientation
@@ -65,7 +66,7 @@ def reference_indices(local: torch.Tensor, count: int = NUM_REFERENCE) -> torch.
     """
     n = local.shape[0]
     radius = local.double().norm(dim=1)  # [N]
-    by_radius = torch.argsort(radius, stable=True)  # [N]
+    by_radius = argsort_unstable(radius).to(local.device)  # [N]; the order of equal distances does not matter below
     ranked = radius[by_radius]  # [N] ascending
     step_up = torch.ones(n, dtype=torch.long, device=local.device)
     step_up[1:] = (ranked[1:] - ranked[:-1] > RANK_TIE * ranked[1:]).long()  # a new rank starts here
@@ -74,7 +75,7 @@ def reference_indices(local: torch.Tensor, count: int = NUM_REFERENCE) -> torch.
     else:
         rank = torch.empty(n, dtype=torch.long, device=local.device)
         rank[by_radius] = torch.cumsum(step_up, 0)  # [N] rank of each point's distance
-        order = torch.argsort(rank * n + torch.arange(n, device=local.device))  # rank first, then the point index
+        order = argsort_unstable(rank * n + torch.arange(n, device=local.device)).to(local.device)  # rank, then index
     if n <= count:
         return order
     picks = torch.floor(torch.arange(count, dtype=torch.float64, device=local.device) * (n / count)).long()  # [S]
@@ -218,22 +219,29 @@ class SurfaceOrientation:
     cloud's device); ``orient`` signs any other normals by them. Build it with ``from_cloud`` (PCA
     normals, signed by ``method``) or ``from_normals`` (the caller's own outward normals)."""
 
-    def __init__(self, points: torch.Tensor, normals: torch.Tensor, spacing: torch.Tensor | None = None):
+    def __init__(self, points: torch.Tensor, normals: torch.Tensor, spacing: torch.Tensor | None = None,
+                 axes: torch.Tensor | None = None):
         self.points = points  # [S, 3]
         self.normals = normals  # [S, 3]
         self.spacing = spacing  # [S] local point spacing of the cloud at each reference point (None: unknown)
+        self.axes = axes  # [S, 3] the unit PCA normals before signing (None: not kept)
         self._index = None  # NeighbourIndex over the points, built on the first query
 
     @classmethod
     def from_cloud(cls, local: torch.Tensor, index, normal_k: int = 16, num_reference: int = NUM_REFERENCE,
-                   graph_k: int = GRAPH_K, method: str = "surface") -> "SurfaceOrientation":
+                   graph_k: int = GRAPH_K, method: str = "surface",
+                   picks: torch.Tensor | None = None) -> "SurfaceOrientation":
         """``local`` ``[N, 3]`` is the cloud in its normalised frame (centroid at the origin);
         ``index`` a ``NeighbourIndex`` over it for the PCA normals of the reference points.
         ``method``: "surface" (hull anchors and a spanning forest, numpy/scipy on the CPU; above) or
-        "harmonic" (one least-squares solve in torch on the cloud's device, ``grasp_equi.orientation_solve``)."""
+        "harmonic" (one least-squares solve in torch on the cloud's device, ``grasp_equi.orientation_solve``).
+        ``picks`` ``[S]``: indices of the reference points in ``local`` (default: ``num_reference``
+        picks by ``reference_indices``; ``prepare_cloud`` may pass farthest-point samples)."""
         if method not in SURFACE_RULES:
             raise ValueError(f"unknown orientation method {method!r}; expected one of {SURFACE_RULES}")
-        picks = reference_indices(local, num_reference).to(local.device)  # [S]
+        if picks is None:
+            picks = reference_indices(local, num_reference)
+        picks = picks.to(local.device)  # [S]
         points = local[picks].double()  # [S, 3]
         eigval, eigvec, dist = local_pca(points, index.cloud, normal_k, index, return_distances=True)
         eigval, nrm = eigval.double(), eigvec[:, :, 0].double()  # [S, 3], [S, 3]
@@ -245,15 +253,16 @@ class SurfaceOrientation:
             roughness = eigval[:, 0].clamp_min(0.0).sqrt()  # [S] RMS distance of the neighbourhood off the plane
             radius = float(local.double().norm(dim=1).max()) if len(local) else 1.0  # 1 in the scorer's frame
             sign = harmonic_signs(points, nrm, variation, roughness, max(radius, 1e-12), graph_k)  # [S]
-            return cls(points, nrm * sign[:, None], spacing)
+            return cls(points, nrm * sign[:, None], spacing, nrm)
         sign = _surface_signs(points.cpu().numpy(), nrm.cpu().numpy(), variation.cpu().numpy(), graph_k)  # [S]
-        return cls(points, nrm * torch.from_numpy(sign).to(nrm.device)[:, None], spacing)
+        return cls(points, nrm * torch.from_numpy(sign).to(nrm.device)[:, None], spacing, nrm)
 
     @classmethod
-    def from_normals(cls, local: torch.Tensor, normals: torch.Tensor,
-                     num_reference: int = NUM_REFERENCE) -> "SurfaceOrientation":
-        """The caller's own outward normals ``[N, 3]`` (at ``local`` ``[N, 3]``) as the reference."""
-        picks = reference_indices(local, num_reference).to(local.device)  # [S]
+    def from_normals(cls, local: torch.Tensor, normals: torch.Tensor, num_reference: int = NUM_REFERENCE,
+                     picks: torch.Tensor | None = None) -> "SurfaceOrientation":
+        """The caller's own outward normals ``[N, 3]`` (at ``local`` ``[N, 3]``) as the reference, at ``picks``
+        ``[S]`` (default: ``num_reference`` picks by ``reference_indices``)."""
+        picks = (reference_indices(local, num_reference) if picks is None else picks).to(local.device)  # [S]
         return cls(local[picks].double(), normals[picks].double())
 
     def neighbours(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ from grasp_equi.checkpoint import CheckpointError, load_weights, read_header
 from grasp_equi.contacts import off_surface_reasons, reference_spacing, surface_gaps
 from grasp_equi.geometry import NeighbourIndex
 from grasp_equi.limits import Limits
-from grasp_equi.graph import (PreparedCloud, as_grasp_list, collate, collate_grasps, contact_normals,
+from grasp_equi.graph import (PreparedCloud, as_grasp_list, cloud_options, collate, collate_grasps, contact_normals,
                               normalise_contacts, prepare_cloud)
 from grasp_equi.model import ModelConfig, build_model
 from grasp_equi.paths import SHIPPED_WEIGHTS, WEIGHTS_DIR  # noqa: F401  (re-exported)
@@ -188,9 +188,8 @@ class GraspScorer:
         with self._stage("sample"):
             pts_t = torch.as_tensor(pts, device=self.device)  # [N, 3] float64
             nrm_t = None if nrm is None else torch.as_tensor(nrm, device=self.device)
-            cloud = prepare_cloud(pts_t, nrm_t, self.config.num_nodes, self.config.normal_k,
-                                  stage=lambda name: self._stage(name, self.sample_timings),
-                                  orientation=self.config.normal_orientation)
+            cloud = prepare_cloud(pts_t, nrm_t, stage=lambda name: self._stage(name, self.sample_timings),
+                                  **cloud_options(self.config))
             self.stray_points = cloud.stray_points
         with self._stage("encoder"):
             batch = collate([cloud], [[]])

@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     parser.add_argument("--init", type=Path, metavar="WEIGHTS",
                         help="start from these weights (fine-tuning, e.g. the shipped model on your own "
-                             "objects); the model settings come from the file, so --set is refused")
+                             "objects); the model settings come from the file, --set may change only its "
+                             "preprocessing (e.g. --set cloud_points=2048)")
     parser.add_argument("--force", action="store_true",
                         help="replace what is there: start over in an existing RUN folder (unless --resume) "
                         "and replace weights already in --publish DIR")
@@ -99,21 +100,11 @@ def model_config(args):
     """The ``ModelConfig`` of this run: the shipped (or baseline) one with the ``--set`` overrides.
 
     Raises ValueError naming ``--set`` for an unknown key or a value of the wrong type."""
-    import dataclasses
-
     from grasp_equi.model.config import ModelConfig
 
+    _check_overrides(args.overrides)
     if args.init is not None:
         return _init_config(args)
-    fields = {f.name: type(f.default) for f in dataclasses.fields(ModelConfig)}
-    for key, value in args.overrides:
-        want = fields.get(key)
-        if want is None:
-            raise ValueError(f"--set {key}: unknown model setting (known: {', '.join(sorted(fields))})")
-        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
-        ok = ok or (want is float and isinstance(value, int) and not isinstance(value, bool))
-        if not ok:
-            raise ValueError(f"--set {key}={value!r}: expected {'an' if want is int else 'a'} {want.__name__}")
     base = dict(SHIPPED_MODEL if args.architecture == "equivariant" else BASELINE_MODEL)
     base.update(dict(args.overrides))
     base["architecture"] = args.architecture
@@ -123,12 +114,31 @@ def model_config(args):
         raise ValueError(f"bad --set override: {err}") from None
 
 
-def _init_config(args):
-    """The ``ModelConfig`` stored in ``--init``'s header (no tensor is read here)."""
-    from grasp_equi.checkpoint import read_header
+def _check_overrides(overrides) -> None:
+    """ValueError naming ``--set`` for an unknown key or a value of the wrong type."""
+    from grasp_equi.model.config import ModelConfig
 
-    if args.overrides:
-        raise ValueError("--init: the model settings come from the weights file; drop --set")
+    fields = {f.name: type(f.default) for f in dataclasses.fields(ModelConfig)}
+    for key, value in overrides:
+        want = fields.get(key)
+        if want is None:
+            raise ValueError(f"--set {key}: unknown model setting (known: {', '.join(sorted(fields))})")
+        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        ok = ok or (want is float and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"--set {key}={value!r}: expected {'an' if want is int else 'a'} {want.__name__}")
+
+
+def _init_config(args):
+    """The ``ModelConfig`` stored in ``--init``'s header (no tensor is read here), with ``--set`` overrides
+    of its preprocessing (``PREPROCESSING_KEYS``: they change no tensor, so the weights still load)."""
+    from grasp_equi.checkpoint import read_header
+    from grasp_equi.model.config import PREPROCESSING_KEYS
+
+    shaped = sorted(key for key, _ in args.overrides if key not in PREPROCESSING_KEYS)
+    if shaped:
+        raise ValueError(f"--init: the network's settings come from the weights file; --set {shaped[0]} would "
+                         f"change its tensors (with --init, --set takes only {', '.join(PREPROCESSING_KEYS)})")
     if args.resume:
         raise ValueError("--init starts a new run from weights; --resume continues a run: use one")
     if not args.init.is_file():
@@ -137,7 +147,10 @@ def _init_config(args):
     if config.architecture != args.architecture:
         raise ValueError(f"--init {args.init}: a {config.architecture} model, but --architecture "
                          f"{args.architecture}")
-    return config
+    try:
+        return dataclasses.replace(config, **dict(args.overrides))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"bad --set override: {err}") from None
 
 
 def check_outputs(args) -> None:

@@ -112,11 +112,13 @@ def off_object(points: np.ndarray, grasps: list[np.ndarray], slots: list[ModelSl
     Returns ``[(grasp index, reason)]``.
     """
     from grasp_equi.contacts import surface_limits
+    from grasp_equi.graph import cloud_options
 
-    if not grasps or not any(s.available for s in slots) or len(points) == 0:
+    available = [s for s in slots if s.available]
+    if not grasps or not available or len(points) == 0:
         return []
     flat = np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1, 3) for g in grasps])  # [C, 3]
-    dist, limit = surface_limits(points, flat)  # [C], [C]
+    dist, limit = surface_limits(points, flat, cloud_options(available[0].scorer.config))  # [C], [C]
     owner = np.repeat(np.arange(len(grasps)), [len(g) for g in grasps])  # [C]
     out = []
     for i in np.unique(owner[dist > limit]):

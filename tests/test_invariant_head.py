@@ -9,6 +9,7 @@ from e3nn import o3
 from e3nn.util.test import assert_equivariant
 
 from conftest import SMALL_MODEL, ellipsoid_cloud, random_grasps
+from grasp_equi.graph import cloud_options
 from grasp_equi.model import ModelConfig, build_model
 from grasp_equi.model.invariant_head import InvariantGraspHead
 
@@ -178,7 +179,7 @@ def test_contact_equidistant_from_its_reference_points_gets_a_reason():
     contacts = np.array([[[0.0, 0.0, 0.05 / 11], [0.03, 0.0, 0.05 / 11]]])  # the first on the axis, 3 cm inside
     scores, reasons = _reference_scorer().score(cylinder, contacts, return_reasons=True)
     assert np.isnan(scores[0]) and reasons[0].startswith("off_surface")
-    gap, limit = surface_limits(cylinder, contacts[0])
+    gap, limit = surface_limits(cylinder, contacts[0], cloud_options(_reference_scorer().config))
     assert np.isfinite(limit).all() and gap[0] > limit[0]
 
 
@@ -204,9 +205,10 @@ def test_given_normals_use_the_same_surface_check(rng):
     depth = rng.uniform(0.0, 0.01, size=(300, 1))
     inside = points[rng.integers(0, 2000, 300)] * (1 - depth / 0.05)  # up to ~1 cm inside
     contacts = np.stack([inside, points[rng.integers(0, 2000, 300)]], axis=1)  # [300, 2, 3]
-    gap, limit = surface_limits(points, contacts[:, 0])
+    scorer = _reference_scorer()
+    gap, limit = surface_limits(points, contacts[:, 0], cloud_options(scorer.config))
     expected_nan = gap > limit
     assert 0 < expected_nan.sum() < 300  # both verdicts occur
     for given in (None, normals):
-        scores = _reference_scorer().score(points, contacts, normals=given)
+        scores = scorer.score(points, contacts, normals=given)
         np.testing.assert_array_equal(np.isnan(scores), expected_nan)

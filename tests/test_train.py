@@ -271,6 +271,12 @@ def test_cli_train_init_fine_tunes_given_weights(tiny_dataset, tmp_path, capsys)
     assert "--init" in capsys.readouterr().err
     assert main(["train", *base, "--out", str(tmp_path / "y"), "--init", str(tmp_path / "none.safetensors")]) == 1
     assert "none.safetensors" in capsys.readouterr().err
+    # the preprocessing may change (no tensor does): the new run keeps the weights and takes the new setting
+    assert main(["train", *base, "--out", str(tmp_path / "thin"), "--init", str(start), "--lr", "1e-12",
+                 "--set", "cloud_points=64", "--set", 'reference_sampling="farthest_point"']) == 0
+    thin = GraspScorer.from_checkpoint(tmp_path / "thin" / "last.safetensors")
+    assert (thin.config.cloud_points, thin.config.reference_sampling) == (64, "farthest_point")
+    assert thin.config.num_nodes == before.config.num_nodes
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):

@@ -18,6 +18,7 @@ CHOICES = {
     "normal_orientation": ("centroid", "surface", "harmonic"),
     "head": ("invariant", "convolution"),
     "contact_normal_source": ("pca", "reference"),
+    "reference_sampling": ("radius_ranks", "farthest_point"),
 }
 RANGES: dict[str, tuple[type, float, float]] = {
     "num_nodes": (int, 4, 4096),
@@ -35,7 +36,13 @@ RANGES: dict[str, tuple[type, float, float]] = {
     "ensemble_members": (int, 0, 64),
     "held_members": (int, 0, 64),
     "max_contact_distance": (float, 1e-3, 100.0),
+    "cloud_points": (int, 0, 1 << 24),
+    "num_references": (int, 4, 8192),
 }
+# Settings of the preprocessing only (how clouds become nodes, normals and contact normals): changing one
+# changes no tensor of the network, so fine-tuning (``grasp-equi train --init ... --set KEY=VALUE``) may.
+PREPROCESSING_KEYS = ("normal_k", "contact_normal_sign", "normal_orientation", "contact_normal_source", "cloud_points",
+                      "reference_sampling", "num_references")
 MAX_IRREPS_CHANNELS = 1024  # sum of multiplicities in irreps_hidden
 _IRREPS = re.compile(r"^\s*(\d{1,12})x(\d)([eo])\s*$")
 
@@ -140,6 +147,17 @@ class ModelConfig:
     # read from older checkpoints and validated, no longer used for scoring: whether a contact touches
     # the cloud is decided in local point spacings (grasp_equi.contacts)
     max_contact_distance: float = 1.0
+    # Clouds with more distinct points than this are thinned to this many before sampling, by an
+    # order-free, rotation-invariant subsample (``grasp_equi.graph.normalised_cloud``): the density the
+    # model was trained at, and preprocessing that costs the same for 2k and 200k points. 0: never
+    # (older checkpoints).
+    cloud_points: int = 0
+    # The reference points of the surface orientation ("surface"/"harmonic"): "radius_ranks" (1,024 points
+    # spread by the rank of their distance from the centroid; older checkpoints) or "farthest_point" (the
+    # first num_references farthest-point samples, evenly spread; the nodes are the first num_nodes of
+    # them, so the node normals come with the references' at no extra cost).
+    reference_sampling: str = "radius_ranks"
+    num_references: int = 1024
 
     def __post_init__(self):
         """Check every value against the schema (``ConfigError`` names the key)."""

@@ -22,11 +22,11 @@ from tqdm import tqdm
 
 from grasp_equi import keys
 from grasp_equi.fileio import save_tensors
-from grasp_equi.geometry import NeighbourIndex, unique_points
-from grasp_equi.graph import (PREPROCESS_VERSION, PreparedCloud, collate, contact_normals, normalise_contacts,
-                              prepare_cloud)
+from grasp_equi.geometry import NeighbourIndex
+from grasp_equi.graph import (PREPROCESS_VERSION, PreparedCloud, cloud_options, collate, contact_normals,
+                              normalise_contacts, normalised_cloud, prepare_cloud, surface_orientation)
 from grasp_equi.orientation import VERSION as ORIENTATION_VERSION
-from grasp_equi.orientation import SURFACE_RULES, SurfaceOrientation
+from grasp_equi.orientation import NUM_REFERENCE, SURFACE_RULES
 
 
 @dataclass
@@ -49,10 +49,12 @@ class CloudRecord:
         return len(self.labels)
 
 
-def _fingerprint(samples: Sequence, num_nodes: int, normal_k: int, orientation: str) -> str:
-    """Cheap identity of a sample list + preprocessing settings (guards a disk cache)."""
+def _fingerprint(samples: Sequence, options: dict) -> str:
+    """Cheap identity of a sample list + preprocessing settings (``cloud_options``; guards a disk cache)."""
+    orientation = options["orientation"]
     tag = f"/p{PREPROCESS_VERSION}/{orientation}" + ("" if orientation == "centroid" else f"-v{ORIENTATION_VERSION}")
-    h = hashlib.sha1(f"{num_nodes}/{normal_k}/{len(samples)}{tag}".encode())
+    settings = "/".join(f"{key}={options[key]}" for key in sorted(options))
+    h = hashlib.sha1(f"{settings}/{len(samples)}{tag}".encode())
     for s in samples:
         pts = np.ascontiguousarray(s.points, dtype=np.float32)
         h.update(f"{s.object_id}/{s.partial}/{pts.shape[0]}".encode())
@@ -60,17 +62,20 @@ def _fingerprint(samples: Sequence, num_nodes: int, normal_k: int, orientation: 
     return h.hexdigest()
 
 
-def _prepared_cloud(sample, cached: PreparedCloud | None, num_nodes: int, normal_k: int, orientation: str):
+def _prepared_cloud(sample, cached: PreparedCloud | None, options: dict):
     """``(cloud, index, orientation)`` of one sample: the cached cloud with its neighbour search
-    and orientation rebuilt (the cache holds tensors only), or a fresh ``prepare_cloud``'s."""
+    and orientation rebuilt (the cache holds tensors only), or a fresh ``prepare_cloud``'s
+    (``options``: ``cloud_options``)."""
     pts = torch.as_tensor(np.asarray(sample.points, dtype=np.float64))  # [N, 3]
     if cached is None:
-        cloud = prepare_cloud(pts, None, num_nodes, normal_k, orientation=orientation)
+        cloud = prepare_cloud(pts, None, **options)
         return cloud, cloud.index, cloud.orientation
-    local_points = normalise_contacts(unique_points(pts)[0], cached, torch.float64)  # [U, 3], prepare_cloud's frame
+    local_points = normalised_cloud(pts, None, options["max_points"])[0]  # [U, 3], prepare_cloud's frame
     index = NeighbourIndex(local_points)
     # the same (deterministic) orientation prepare_cloud built for the node normals
-    oriented = (SurfaceOrientation.from_cloud(local_points, index, normal_k, method=orientation)
+    orientation = options["orientation"]
+    oriented = (surface_orientation(local_points, index, options["normal_k"], orientation,
+                                    options["reference_sampling"], options["num_references"])
                 if orientation in SURFACE_RULES else None)
     return cached, index, oriented
 
@@ -109,20 +114,22 @@ def _load_cache(path: Path, fingerprint: str) -> list[PreparedCloud] | None:
 
 def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache: Path | None = None,
                     progress: bool = True, orientation: str = "centroid",
-                    contact_normal_source: str = "pca") -> list[CloudRecord]:
+                    contact_normal_source: str = "pca", **cloud_settings) -> list[CloudRecord]:
     """Preprocess every ``CloudSample`` once (or read the result from ``cache``).
 
     ``orientation`` is ``ModelConfig.normal_orientation`` (how normals get their sign),
     ``contact_normal_source`` its ``contact_normal_source`` (the contact normals are recomputed
-    on every call, only the clouds are cached)."""
+    on every call, only the clouds are cached); ``cloud_settings`` the rest of ``prepare_cloud``'s
+    options (``max_points``, ``reference_sampling``, ``num_references``; defaults: older models')."""
     if not samples:
         return []
-    fingerprint = _fingerprint(samples, num_nodes, normal_k, orientation)
+    options = {"num_nodes": num_nodes, "normal_k": normal_k, "orientation": orientation, "max_points": 0,
+               "reference_sampling": "radius_ranks", "num_references": NUM_REFERENCE, **cloud_settings}
+    fingerprint = _fingerprint(samples, options)
     cached = _load_cache(Path(cache), fingerprint) if cache else None
     records = []
     for i, s in enumerate(tqdm(samples, desc="preprocess clouds", disable=not progress, unit="cloud")):
-        cloud, index, oriented = _prepared_cloud(s, None if cached is None else cached[i], num_nodes, normal_k,
-                                                 orientation)
+        cloud, index, oriented = _prepared_cloud(s, None if cached is None else cached[i], options)
         # thousands of clouds: no search trees or orientations held in memory beyond this one
         cloud.index, cloud.orientation, cloud.local, cloud.node_index = None, None, None, None
         grasps = [np.asarray(g, dtype=np.float64) for g in s.grasps]
@@ -147,8 +154,9 @@ def prepare_records(samples: Sequence, num_nodes: int, normal_k: int = 16, cache
 def prepare_records_for(samples: Sequence, config, progress: bool = True, cache: Path | None = None) -> list[CloudRecord]:
     """``prepare_records`` with the preprocessing a model of ``ModelConfig`` ``config`` was trained with
     (``cache``: as in ``prepare_records``)."""
-    return prepare_records(samples, config.num_nodes, config.normal_k, cache, progress,
-                           orientation=config.normal_orientation, contact_normal_source=config.contact_normal_source)
+    options = cloud_options(config)
+    return prepare_records(samples, options.pop("num_nodes"), options.pop("normal_k"), cache, progress,
+                           contact_normal_source=config.contact_normal_source, **options)
 
 
 def _rotate(cloud: PreparedCloud, contacts: torch.Tensor, normals: torch.Tensor, rot: torch.Tensor):
