@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from grasp_equi.geometry import NeighbourIndex
-from grasp_equi.orientation import NUM_REFERENCE, SPACING_NEIGHBOURS, SurfaceOrientation
+from grasp_equi.orientation import SPACING_NEIGHBOURS, SurfaceOrientation
 
 # A contact farther than this many local point spacings from every cloud point is off the surface.
 # Measured on held-out generated clouds: contacts on complete clouds lie within 2.3 spacings (99.9th
@@ -60,14 +60,14 @@ def surface_limits(points: np.ndarray, contacts: np.ndarray, options: dict | Non
     model of preprocessing ``options`` (``grasp_equi.graph.cloud_options(config)``; default: the
     older models' settings): the same deduplicated, normalised (and thinned) cloud and reference
     points, without the sampling, normals and signs that the check does not need."""
-    from grasp_equi.graph import normalised_cloud, reference_picks
+    from grasp_equi.graph import normalised_cloud
+    from grasp_equi.orientation import reference_indices
 
     options = options or {}
     points64 = torch.as_tensor(np.asarray(points), dtype=torch.float64)  # [N, 3]
     local, _, center, scale, _ = normalised_cloud(points64, None, options.get("max_points", 0))  # [U, 3]
     index = NeighbourIndex(local)
-    ref = local[reference_picks(local, options.get("reference_sampling", "radius_ranks"),
-                                options.get("num_references", NUM_REFERENCE))]  # [S, 3]
+    ref = local[reference_indices(local)]  # [S, 3] where every model measures the spacing (graph.spacing_picks)
     reference = SurfaceOrientation(ref, torch.zeros_like(ref), reference_spacing(ref, index))  # spacing only
     queries = (torch.as_tensor(np.asarray(contacts), dtype=torch.float64) - center) / scale  # [C, 3]
     gap, spacing = surface_gaps(queries, index, reference)  # normalised units

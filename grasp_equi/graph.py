@@ -100,13 +100,21 @@ def reference_picks(local64: torch.Tensor, reference_sampling: str = "radius_ran
     return farthest_point_sampling(local64, num_references) if picks is None else picks[:num_references]
 
 
+def spacing_picks(local64: torch.Tensor, reference_sampling: str) -> torch.Tensor | None:
+    """Where the contact check measures the cloud's local point spacing: the radius-rank points
+    (``reference_indices``) for every model. None when those are the reference points already;
+    farthest-point references favour sparse rims, whose spacing would loosen the check."""
+    return reference_indices(local64) if reference_sampling == "farthest_point" else None
+
+
 def surface_orientation(local64: torch.Tensor, index: NeighbourIndex, normal_k: int, orientation: str,
                         reference_sampling: str = "radius_ranks", num_references: int = NUM_REFERENCE,
                         picks: torch.Tensor | None = None) -> SurfaceOrientation:
     """The orientation ``prepare_cloud`` builds for ``local64`` ``[U, 3]`` (``normalised_cloud``'s) without
     given normals (``picks``: as in ``reference_picks``)."""
     refs = reference_picks(local64, reference_sampling, num_references, picks)  # [S]
-    return SurfaceOrientation.from_cloud(local64, index, normal_k, method=orientation, picks=refs)
+    return SurfaceOrientation.from_cloud(local64, index, normal_k, method=orientation, picks=refs,
+                                         spacing_picks=spacing_picks(local64, reference_sampling))
 
 
 def prepare_cloud(
@@ -156,7 +164,8 @@ def prepare_cloud(
             axis = node_normal = unit[idx]  # [M, 3]
             if orientation in SURFACE_RULES:
                 refs = reference_picks(local64, reference_sampling, num_references, picks)  # [S]
-                oriented = SurfaceOrientation.from_normals(local64, unit, picks=refs)
+                oriented = SurfaceOrientation.from_normals(local64, unit, picks=refs,
+                                                           spacing_picks=spacing_picks(local64, reference_sampling))
         elif orientation in SURFACE_RULES:
             index = NeighbourIndex(local64)
             oriented = surface_orientation(local64, index, normal_k, orientation, reference_sampling, num_references,

@@ -220,23 +220,28 @@ class SurfaceOrientation:
     normals, signed by ``method``) or ``from_normals`` (the caller's own outward normals)."""
 
     def __init__(self, points: torch.Tensor, normals: torch.Tensor, spacing: torch.Tensor | None = None,
-                 axes: torch.Tensor | None = None):
+                 axes: torch.Tensor | None = None, spacing_points: torch.Tensor | None = None):
         self.points = points  # [S, 3]
         self.normals = normals  # [S, 3]
-        self.spacing = spacing  # [S] local point spacing of the cloud at each reference point (None: unknown)
         self.axes = axes  # [S, 3] the unit PCA normals before signing (None: not kept)
+        # where the cloud's local point spacing is measured ([S', 3]; default: the reference points) and its value
+        # there ([S'], None: unknown). Farthest-point references favour sparse rims, so they get their own points.
+        self.spacing_points = points if spacing_points is None else spacing_points
+        self.spacing = spacing
         self._index = None  # NeighbourIndex over the points, built on the first query
+        self._spacing_index = None  # ... over the spacing points, when they are others
 
     @classmethod
     def from_cloud(cls, local: torch.Tensor, index, normal_k: int = 16, num_reference: int = NUM_REFERENCE,
-                   graph_k: int = GRAPH_K, method: str = "surface",
-                   picks: torch.Tensor | None = None) -> "SurfaceOrientation":
+                   graph_k: int = GRAPH_K, method: str = "surface", picks: torch.Tensor | None = None,
+                   spacing_picks: torch.Tensor | None = None) -> "SurfaceOrientation":
         """``local`` ``[N, 3]`` is the cloud in its normalised frame (centroid at the origin);
         ``index`` a ``NeighbourIndex`` over it for the PCA normals of the reference points.
         ``method``: "surface" (hull anchors and a spanning forest, numpy/scipy on the CPU; above) or
         "harmonic" (one least-squares solve in torch on the cloud's device, ``grasp_equi.orientation_solve``).
         ``picks`` ``[S]``: indices of the reference points in ``local`` (default: ``num_reference``
-        picks by ``reference_indices``; ``prepare_cloud`` may pass farthest-point samples)."""
+        picks by ``reference_indices``; ``prepare_cloud`` may pass farthest-point samples). ``spacing_picks``
+        ``[S']``: where to measure the local point spacing (default: at the reference points)."""
         if method not in SURFACE_RULES:
             raise ValueError(f"unknown orientation method {method!r}; expected one of {SURFACE_RULES}")
         if picks is None:
@@ -247,40 +252,56 @@ class SurfaceOrientation:
         eigval, nrm = eigval.double(), eigvec[:, :, 0].double()  # [S, 3], [S, 3]
         variation = eigval[:, 0] / eigval.sum(dim=1).clamp_min(1e-30)  # [S]
         spacing = dist[:, 1:SPACING_NEIGHBOURS + 1].double().mean(dim=1)  # [S] (the first neighbour is the point)
+        spacing_points = None
+        if spacing_picks is not None:
+            spacing_points = local[spacing_picks.to(local.device)].double()  # [S', 3]
+            near, _ = index.query_with_distances(spacing_points, SPACING_NEIGHBOURS + 1)  # [S', 5]
+            spacing = near[:, 1:].double().mean(dim=1).to(local.device)  # [S']
         if method == "harmonic":
             from grasp_equi.orientation_solve import harmonic_signs
 
             roughness = eigval[:, 0].clamp_min(0.0).sqrt()  # [S] RMS distance of the neighbourhood off the plane
             radius = float(local.double().norm(dim=1).max()) if len(local) else 1.0  # 1 in the scorer's frame
             sign = harmonic_signs(points, nrm, variation, roughness, max(radius, 1e-12), graph_k)  # [S]
-            return cls(points, nrm * sign[:, None], spacing, nrm)
+            return cls(points, nrm * sign[:, None], spacing, nrm, spacing_points)
         sign = _surface_signs(points.cpu().numpy(), nrm.cpu().numpy(), variation.cpu().numpy(), graph_k)  # [S]
-        return cls(points, nrm * torch.from_numpy(sign).to(nrm.device)[:, None], spacing, nrm)
+        return cls(points, nrm * torch.from_numpy(sign).to(nrm.device)[:, None], spacing, nrm, spacing_points)
 
     @classmethod
     def from_normals(cls, local: torch.Tensor, normals: torch.Tensor, num_reference: int = NUM_REFERENCE,
-                     picks: torch.Tensor | None = None) -> "SurfaceOrientation":
+                     picks: torch.Tensor | None = None, spacing_picks: torch.Tensor | None = None
+                     ) -> "SurfaceOrientation":
         """The caller's own outward normals ``[N, 3]`` (at ``local`` ``[N, 3]``) as the reference, at ``picks``
-        ``[S]`` (default: ``num_reference`` picks by ``reference_indices``)."""
+        ``[S]`` (default: ``num_reference`` picks by ``reference_indices``); ``spacing_picks`` as in
+        ``from_cloud`` (the spacing itself is left to the caller: ``grasp_equi.contacts.reference_spacing``)."""
         picks = (reference_indices(local, num_reference) if picks is None else picks).to(local.device)  # [S]
-        return cls(local[picks].double(), normals[picks].double())
+        spacing_points = None if spacing_picks is None else local[spacing_picks.to(local.device)].double()
+        return cls(local[picks].double(), normals[picks].double(), spacing_points=spacing_points)
 
-    def neighbours(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def neighbours(self, queries: torch.Tensor, spacing: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Smooth ``QUERY_K``-neighbourhood weights ``[n_q, k]`` (float64) and the indices ``[n_q, k]`` of the
-        reference points around each query ``[n_q, 3]`` (on the reference points' device)."""
-        if self._index is None:
-            self._index = NeighbourIndex(self.points)
-        k = min(QUERY_FACTOR * QUERY_K, len(self.points))
-        dist, nearest = self._index.query_with_distances(queries.to(self.points), k)  # [n_q, k] x2
-        return neighbourhood_weights(dist.to(self.points), QUERY_K), nearest.to(self.points.device)
+        reference points (``spacing``: the spacing points) around each query ``[n_q, 3]`` (on their device)."""
+        points = self.spacing_points if spacing else self.points
+        if spacing and points is not self.points:
+            self._spacing_index = self._spacing_index or NeighbourIndex(points)
+            index = self._spacing_index
+        else:
+            self._index = self._index or NeighbourIndex(points)
+            index = self._index
+        k = min(QUERY_FACTOR * QUERY_K, len(points))
+        dist, nearest = index.query_with_distances(queries.to(points), k)  # [n_q, k] x2
+        return neighbourhood_weights(dist.to(points), QUERY_K), nearest.to(points.device)
 
     def spacing_at(self, queries: torch.Tensor, neighbours=None) -> torch.Tensor:
         """The cloud's local point spacing ``[n_q]`` (float64) around each query ``[n_q, 3]``: the weighted mean
-        of the spacing at the reference points around it (``neighbours``: a ``neighbours(queries)``
-        result to reuse). ``ValueError`` when this orientation was built without spacings."""
+        of the spacing at the spacing points around it (``neighbours``: a ``neighbours(queries)`` result
+        to reuse when those are the reference points). ``ValueError`` when this orientation was built
+        without spacings."""
         if self.spacing is None:
             raise ValueError("this surface orientation holds no point spacing (built from given normals)")
-        weights, nearest = neighbours if neighbours is not None else self.neighbours(queries)  # [n_q, k] x2
+        if neighbours is None or self.spacing_points is not self.points:
+            neighbours = self.neighbours(queries, spacing=True)
+        weights, nearest = neighbours  # [n_q, k] x2
         ref = self.spacing[nearest]  # [n_q, k]
         return ((weights * ref).sum(dim=1) / weights.sum(dim=1)).to(queries.device)  # [n_q]
 

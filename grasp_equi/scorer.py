@@ -277,7 +277,7 @@ class GraspScorer:
         local64 = normalise_contacts(flat, encoded.cloud, torch.float64)  # [C, 3]
         index, orientation = _index(encoded), encoded.cloud.orientation
         if orientation is not None and orientation.spacing is None:  # built from given normals: no PCA query
-            orientation.spacing = reference_spacing(orientation.points, index)
+            orientation.spacing = reference_spacing(orientation.spacing_points, index)
         # one query of the reference points serves the spacing and (reference source) the normals
         around = orientation.neighbours(local64) if orientation is not None and orientation.spacing is not None \
             else None
